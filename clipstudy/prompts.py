@@ -1,0 +1,61 @@
+"""Prompt templates and zero-shot classification heads.
+
+The head is built as in CLIP, WiSE-FT and Lipsum-FT (papers.md §0.2): encode every template
+filled with the class name, L2-normalise each text feature, average over templates, and
+L2-normalise again. A single template is the special case of a one-element ensemble.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+from . import paths
+from .io import read_json
+from .registry import Registry
+
+TEMPLATES = Registry("template set")
+
+# MCM's prompt has no final period (deeplearning-wisc/MCM utils/detection_util.py, papers.md §0.2).
+TEMPLATES.register("photo", obj=("a photo of a {}.",))
+TEMPLATES.register("mcm", obj=("a photo of a {}",))
+
+
+@functools.lru_cache(maxsize=None)
+def imagenet_templates() -> tuple[str, ...]:
+    """The 80 OpenAI ImageNet templates, stored as data in ``data/resources``."""
+    return tuple(read_json(paths.resources_dir() / "imagenet_templates.json")["templates"])
+
+
+TEMPLATES.register("imagenet80", obj=imagenet_templates)
+
+
+def get_templates(name_or_list: str | Sequence[str]) -> tuple[str, ...]:
+    """A registered template set by name, or a literal list of templates with one ``{}`` each."""
+    if isinstance(name_or_list, str):
+        if "{}" in name_or_list:
+            return (name_or_list,)
+        entry = TEMPLATES.get(name_or_list)
+        return tuple(entry() if callable(entry) else entry)
+    templates = tuple(name_or_list)
+    bad = [t for t in templates if "{}" not in t]
+    if not templates or bad:
+        raise ValueError(f"every template needs one '{{}}' for the class name; got {bad or templates}")
+    return templates
+
+
+def zeroshot_head(loaded, classnames: Sequence[str], templates="photo", batch_size: int = 256):
+    """Class text features ``[K, d]`` (unit norm) from a template ensemble; no gradients."""
+    import torch
+    import torch.nn.functional as F
+
+    temps = get_templates(templates)
+    model = loaded.model
+    heads = []
+    with torch.no_grad():
+        for name in classnames:
+            texts = [t.format(name) for t in temps]
+            feats = torch.cat(
+                [model.encode_text(loaded.tokenize(texts[i : i + batch_size])) for i in range(0, len(texts), batch_size)]
+            )
+            heads.append(F.normalize(F.normalize(feats.float(), dim=-1).mean(0), dim=-1))
+    return torch.stack(heads)
