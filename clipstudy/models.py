@@ -253,12 +253,12 @@ def _hf_offline(offline: bool):
 
 @contextlib.contextmanager
 def _quiet_open_clip():
-    """open_clip logs a WARNING for every random init; we report the source ourselves."""
+    """open_clip logs a warning for every random init and an error before raising; we report both ourselves."""
     import logging
 
     root = logging.getLogger()
     level = root.level
-    root.setLevel(logging.ERROR)
+    root.setLevel(logging.CRITICAL)
     try:
         yield
     finally:

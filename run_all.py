@@ -1,0 +1,85 @@
+#!/usr/bin/env python
+"""Regenerate every figure: run each notebook in notebooks/manifest.yaml with papermill.
+
+    python run_all.py                              # default profile, all notebooks
+    python run_all.py --profile smoke --only 00    # one notebook, seconds on a CPU
+    python run_all.py --list                       # what would run, with its parameters
+
+Executed notebooks and their records go to runs/<profile>/<notebook>/, figures to figures/, and a
+summary table is printed and written to runs/<profile>/summary.json. Exit status: 0 if every notebook
+wrote its figures and records, 1 if any did not (the others still run), 2 for bad options.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from clipstudy import io, paths
+from clipstudy.errors import USER_ERRORS
+from clipstudy.manifest import PROFILES, load_manifest, notebook_params
+from clipstudy.notebook import execute, format_summary, plan, summary_records
+
+ROOT = Path(__file__).resolve().parent
+PASS_THROUGH = ("model", "pretrained", "data_root", "device")  # options given to notebooks declaring them
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--profile", choices=PROFILES, default="default", help="parameter profile")
+    p.add_argument("--only", nargs="+", action="extend", metavar="NAME",
+                   help="notebooks to run: 00, 00_embedded_world or 00_embedded_world.ipynb")
+    p.add_argument("--model", help="model name or open_clip tag for every notebook that takes one")
+    p.add_argument("--pretrained", help="pretrained tag or local checkpoint file")
+    p.add_argument("--data-root", help="folder holding the real datasets")
+    p.add_argument("--device", help="torch device, e.g. cpu, cuda, cuda:1")
+    p.add_argument("--param", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="any other notebook parameter (values parsed like Python literals)")
+    p.add_argument("--out", type=Path, help="executed notebooks and records (default: runs/<profile>)")
+    p.add_argument("--figures-dir", type=Path, help="where figures go (default: figures/)")
+    p.add_argument("--manifest", type=Path, help="notebook manifest (default: notebooks/manifest.yaml)")
+    p.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
+    p.add_argument("--list", action="store_true", help="list the notebooks and their parameters, run nothing")
+    return p.parse_args(argv)
+
+
+def overrides_from(args: argparse.Namespace) -> dict[str, str]:
+    overrides = {k: getattr(args, k) for k in PASS_THROUGH if getattr(args, k) is not None}
+    for key in ("data_root", "pretrained"):  # kernels start in the notebooks folder: make paths absolute
+        if overrides.get(key) and (key == "data_root" or Path(overrides[key]).exists()):
+            overrides[key] = str(Path(overrides[key]).expanduser().resolve())
+    for pair in args.param:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--param expects KEY=VALUE, got {pair!r}")
+        overrides[key] = value
+    return overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    out_root = args.out or ROOT / "runs" / args.profile
+    figures_dir = args.figures_dir or paths.figures_dir()
+    try:
+        manifest = load_manifest(args.manifest)
+        if args.list:
+            for spec in manifest.select(args.only):
+                print(f"{spec.name}  {spec.title}\n    figures: {', '.join(spec.figures)}"
+                      f"\n    {args.profile}: {notebook_params(spec, args.profile)}")
+            return 0
+        jobs = plan(manifest, args.only, args.profile, overrides_from(args), out_root, figures_dir)
+    except (*USER_ERRORS, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    runs = []
+    for i, job in enumerate(jobs, 1):
+        print(f"[{i}/{len(jobs)}] {job.spec.name} ({args.profile}) -> {job.out_dir}", flush=True)
+        runs.append(execute(job, progress_bar=not args.no_progress))
+    print("\n" + format_summary(runs))
+    summary = {"profile": args.profile, "notebooks": summary_records(runs)}
+    io.write_json(Path(out_root) / "summary.json", summary)
+    return 0 if all(r.ok for r in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+"""Shared fixtures. ``run_notebook`` makes a manifest notebook's test a few lines::
+
+    @pytest.mark.notebook
+    def test_00_embedded_world(run_notebook):
+        records = run_notebook("00")          # smoke profile, into a tmp dir; raises if it fails,
+        assert records["zeroshot_photo_accuracy"] > records["chance"]  # misses a figure or a range
+"""
+import pytest
+
+
+@pytest.fixture
+def run_notebook(tmp_path):
+    """Execute a notebook of notebooks/manifest.yaml (smoke profile) under tmp_path; return its records."""
+    from clipstudy.notebook import run_manifest_notebook
+
+    def run(name, profile="smoke", **kwargs):
+        return run_manifest_notebook(name, tmp_path, profile=profile, **kwargs)
+
+    return run
