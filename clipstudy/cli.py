@@ -1,0 +1,128 @@
+"""The ``clipstudy`` console command: ``info``, ``pretrain``, ``zeroshot``.
+
+User errors (unknown names, missing folders, unreadable checkpoints, bad values) print one line
+``clipstudy: error: ...`` and exit with status 2, without a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def registries() -> dict[str, list[str]]:
+    """Every extension point and its registered names."""
+    from .data import list_datasets
+    from .losses import LOSSES
+    from .methods import list_methods
+    from .models import list_models
+    from .scores import SCORERS
+
+    return {"models": list_models(), "datasets": list_datasets(), "methods": list_methods(),
+            "scorers": SCORERS.list(), "losses": LOSSES.list()}
+
+
+def cmd_info(args) -> int:
+    reg = registries()
+    if args.json:
+        print(json.dumps(reg, indent=2))
+        return 0
+    from .models import project_model_names
+
+    own = project_model_names()
+    print(f"clipstudy models:  {', '.join(own)}")
+    print(f"open_clip models:  {len(reg['models']) - len(own)} architectures (clipstudy info --json lists them)")
+    for key in ("datasets", "methods", "scorers", "losses"):
+        print(f"{key + ':':<18} {', '.join(reg[key])}")
+    return 0
+
+
+def cmd_zeroshot(args) -> int:
+    from .evaluate import zeroshot_by_domain
+    from .models import load_model
+
+    loaded = load_model(args.model, args.pretrained, device=args.device, allow_download=args.download or None)
+    options = {"n": args.n} if args.dataset == "world" else {}
+    domains = args.domain.split(",") if args.domain else None
+    results = zeroshot_by_domain(loaded, args.dataset, root=args.data_root, domains=domains,
+                                 templates=args.templates, progress=not args.json, **options)
+    num_classes = len(next(iter(results.values())).classnames)
+    acc = {d: round(r.accuracy, 4) for d, r in results.items()}
+    if args.json:
+        print(json.dumps({"model": args.model, "pretrained": loaded.pretrained, "dataset": args.dataset,
+                          "num_classes": num_classes, "accuracy": acc}))
+        return 0
+    print(f"zero-shot top-1, {args.model} on {args.dataset} ({num_classes} classes, chance {1 / num_classes:.1%})")
+    width = max(len(d) for d in acc)
+    for d, a in acc.items():
+        print(f"  {d:<{width}}  {a:6.1%}  (n={len(results[d].labels)})")
+    return 0
+
+
+def cmd_pretrain(args) -> int:
+    from .pretrain import PretrainConfig, pretrain, ship
+
+    cfg = PretrainConfig.from_preset(args.preset, seed=args.seed, steps=args.steps, max_minutes=args.minutes,
+                                     batch_size=args.batch_size)
+    out = args.out or cfg.run_dir()
+    card = pretrain(cfg, out_dir=out, resume=not args.restart)
+    print(json.dumps({"run_dir": str(out), "zeroshot_accuracy": card["zeroshot_accuracy"],
+                      "train_minutes": card["train_minutes"]}))
+    if args.ship:
+        if args.preset != "embedded":
+            raise ValueError("--ship replaces the embedded model and only takes the 'embedded' preset")
+        print(f"shipped to {ship(out)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="clipstudy", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    info = sub.add_parser("info", help="list registered models, datasets, methods, scorers, losses")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(func=cmd_info)
+
+    zs = sub.add_parser("zeroshot", help="zero-shot top-1 accuracy per domain")
+    zs.add_argument("--model", required=True, help="embedded, a clipstudy-* or open_clip architecture")
+    zs.add_argument("--pretrained", default="", help="open_clip tag or checkpoint file (default: model's own)")
+    zs.add_argument("--dataset", default="world")
+    zs.add_argument("--data-root", default=None)
+    zs.add_argument("--domain", default=None, help="comma-separated subset of the dataset's domains")
+    zs.add_argument("--templates", default="photo", help="photo (single prompt), imagenet80, mcm")
+    zs.add_argument("--n", type=int, default=1000, help="world images per domain")
+    zs.add_argument("--device", default="cpu")
+    zs.add_argument("--download", action="store_true", help="allow downloading pretrained weights")
+    zs.add_argument("--json", action="store_true")
+    zs.set_defaults(func=cmd_zeroshot)
+
+    pt = sub.add_parser("pretrain", help="pretrain a small CLIP on the embedded world")
+    pt.add_argument("--preset", default="embedded")
+    pt.add_argument("--seed", type=int, default=None)
+    pt.add_argument("--steps", type=int, default=None)
+    pt.add_argument("--batch-size", type=int, default=None)
+    pt.add_argument("--minutes", type=float, default=None, help="stop after this many minutes")
+    pt.add_argument("--out", default=None, help="run folder (default: <checkpoints>/pretrain/<preset>-seed<k>)")
+    pt.add_argument("--restart", action="store_true", help="ignore an existing state.pt instead of resuming")
+    pt.add_argument("--ship", action="store_true", help="install the result as the package's embedded model")
+    pt.set_defaults(func=cmd_pretrain)
+    return p
+
+
+def main(argv=None) -> int:
+    from .errors import USER_ERRORS
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (*USER_ERRORS, ValueError, TypeError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"clipstudy: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("clipstudy: interrupted (finished work is saved; rerun to resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Zero-shot evaluation shared by the CLI, the pretraining model card and the notebooks."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data import build_dataset, dataset_domains
+from .features import extract_features
+from .methods import build_method
+
+
+@dataclass
+class ZeroShotResult:
+    domain: str
+    classnames: tuple
+    labels: np.ndarray
+    similarities: np.ndarray  # [N, K] cosine similarities
+    factors: object = None  # per-image factor table (world datasets), else None
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.similarities.argmax(1)
+
+    @property
+    def accuracy(self) -> float:
+        return float((self.predictions == self.labels).mean())
+
+
+def zeroshot_on(loaded, dataset, templates="photo", *, progress: bool = True, cache: bool = True) -> ZeroShotResult:
+    """Zero-shot similarities of every image of ``dataset`` to its class prompts."""
+    fs = extract_features(loaded, dataset, progress=progress, cache=cache)
+    head = build_method("zeroshot", loaded, dataset.classnames, templates=templates)
+    sims = head.predict_similarities(fs.features).numpy()
+    factors = dataset.factor_table() if hasattr(dataset, "factor_table") else None
+    return ZeroShotResult(getattr(dataset, "domain", dataset.name), tuple(dataset.classnames),
+                          fs.labels.numpy(), sims, factors)
+
+
+def zeroshot_by_domain(loaded, dataset: str = "world", *, root=None, domains=None, templates="photo",
+                       split: str = "test", progress: bool = True, cache: bool = True,
+                       **options) -> dict[str, ZeroShotResult]:
+    """Zero-shot results for each domain of a dataset (one domain, named after it, if it has none)."""
+    domains = domains or dataset_domains(dataset, root)
+    out = {}
+    for domain in domains:
+        ds = build_dataset(dataset, root=root, split=split, domain=domain, **options)
+        out[domain] = zeroshot_on(loaded, ds, templates, progress=progress, cache=cache)
+    return out
+
+
+def accuracy_by_factor(result: ZeroShotResult, factors=("color", "size", "position", "rotation", "pattern",
+                                                        "background", "occlusion")) -> "object":
+    """Accuracy per value of each nuisance factor (a tidy DataFrame: factor, value, accuracy, n)."""
+    import pandas as pd
+
+    if result.factors is None:
+        raise ValueError(f"the {result.domain} dataset has no factor labels (only the world has them)")
+    df = pd.DataFrame(list(result.factors))
+    df["correct"] = result.predictions == result.labels
+    rows = []
+    for factor in [f for f in factors if f in df.columns]:
+        for value, g in df.groupby(factor, sort=False):
+            rows.append({"domain": result.domain, "factor": factor, "value": str(value),
+                         "accuracy": float(g["correct"].mean()), "n": len(g)})
+    return pd.DataFrame(rows)

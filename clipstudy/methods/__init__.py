@@ -1,0 +1,32 @@
+"""Fine-tuning methods, one module each, registered in :data:`METHODS`.
+
+A method is an ``nn.Module`` built as ``METHODS.get(name)(loaded_model, classnames, **params)``.
+It declares
+
+* ``inputs``: ``"features"`` (trains and predicts on cached, frozen image features) or
+  ``"images"`` (needs the image encoder in the graph);
+* which parameters train (``requires_grad``) and ``loss(batch) -> {"loss": ..., ...}``, used by the
+  single loop in :mod:`clipstudy.train` (methods with nothing to train set ``trains = False``);
+* ``similarities(x) -> [N, K]`` cosine-like class similarities (what OOD scorers read) and
+  ``logits(x)`` (similarities times the logit scale).
+"""
+from __future__ import annotations
+
+from ..registry import Registry
+
+METHODS = Registry("method")
+
+
+def build_method(name: str, loaded, classnames, **params):
+    """Instantiate a registered method; unknown names list the valid ones."""
+    _ensure_registered()
+    return METHODS.get(name)(loaded, tuple(classnames), **params)
+
+
+def list_methods() -> list[str]:
+    _ensure_registered()
+    return METHODS.list()
+
+
+def _ensure_registered() -> None:
+    from . import linear_probe, pretrain, zeroshot  # noqa: F401
