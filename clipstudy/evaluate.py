@@ -64,3 +64,35 @@ def accuracy_by_factor(result: ZeroShotResult, factors=("color", "size", "positi
             rows.append({"domain": result.domain, "factor": factor, "value": str(value),
                          "accuracy": float(g["correct"].mean()), "n": len(g)})
     return pd.DataFrame(rows)
+
+
+def shape_bias_on_world(loaded, *, n: int = 1000, seed: int = 0, domain: str = "photo", templates="photo",
+                        progress: bool = True, cache: bool = True) -> dict:
+    """Shape bias on the world's cue-conflict images (shape of one class, typical texture of
+    another): shape decisions / (shape + texture decisions), as in Geirhos et al. 2019 and
+    Tu et al. §IV-B; returns the bias and the fractions of shape and texture decisions."""
+    from .metrics import shape_bias
+
+    ds = build_dataset("world", split="test", domain=domain, n=n, seed=seed, kind="cue_conflict")
+    res = zeroshot_on(loaded, ds, templates, progress=progress, cache=cache)
+    index = {c: i for i, c in enumerate(res.classnames)}
+    texture = np.array([index[f["texture_class"]] for f in res.factors])
+    pred = res.predictions
+    return {"shape_bias": float(shape_bias(pred, res.labels, texture)),
+            "shape_decisions": float((pred == res.labels).mean()),
+            "texture_decisions": float((pred == texture).mean())}
+
+
+def corruption_accuracy(loaded, corruptions=None, severities=(3,), *, n: int = 500, seed: int = 0,
+                        domain: str = "photo", templates="photo", progress: bool = True,
+                        cache: bool = True) -> list[dict]:
+    """Zero-shot accuracy under each corruption and severity (the ImageNet-C analogue)."""
+    from .world import CORRUPTIONS
+
+    rows = []
+    for c in corruptions or CORRUPTIONS:
+        for s in severities:
+            ds = build_dataset("world", split="test", domain=domain, n=n, seed=seed, corruption=c, severity=s)
+            rows.append({"corruption": c, "severity": s,
+                         "accuracy": zeroshot_on(loaded, ds, templates, progress=progress, cache=cache).accuracy})
+    return rows

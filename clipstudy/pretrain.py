@@ -162,11 +162,15 @@ def pretrain(cfg: PretrainConfig, *, out_dir: str | Path | None = None, progress
 
 
 def model_card(loaded, cfg: PretrainConfig, history: list, seconds: float, progress: bool = True) -> dict:
-    """Measured facts about a pretrained model: zero-shot accuracy per domain (photo prompt)."""
-    from .evaluate import zeroshot_by_domain
+    """Measured facts about a pretrained model: zero-shot accuracy per domain and per factor value
+    (photo prompt, all world classes), shape bias on cue-conflict images, accuracy under each
+    corruption at severity 3."""
+    from .evaluate import accuracy_by_factor, corruption_accuracy, shape_bias_on_world, zeroshot_by_domain
 
-    results = zeroshot_by_domain(loaded, "world", n=max(cfg.eval_per_domain, 1000 if cfg.steps > 100 else 0),
-                                 seed=cfg.seed, progress=progress, cache=False)
+    n = cfg.eval_per_domain if cfg.steps <= 100 else max(cfg.eval_per_domain, 1000)
+    kw = dict(seed=cfg.seed, progress=progress, cache=False)
+    results = zeroshot_by_domain(loaded, "world", n=n, **kw)
+    factors = accuracy_by_factor(results["photo"])
     last = history[-1] if history else {}
     return {
         "arch": cfg.arch, "preset": cfg.preset, "seed": cfg.seed, "loss": cfg.loss,
@@ -175,6 +179,11 @@ def model_card(loaded, cfg: PretrainConfig, history: list, seconds: float, progr
         "zeroshot_prompt": "a photo of a {}.",
         "zeroshot_accuracy": {d: round(r.accuracy, 4) for d, r in results.items()},
         "num_classes": len(next(iter(results.values())).classnames),
+        "photo_accuracy_by_factor": {f: {r.value: round(r.accuracy, 4) for r in g.itertuples()}
+                                     for f, g in factors.groupby("factor", sort=False)},
+        "shape_bias": {k: round(v, 4) for k, v in shape_bias_on_world(loaded, n=n, **kw).items()},
+        "corruption_accuracy_severity3": {r["corruption"]: round(r["accuracy"], 4)
+                                          for r in corruption_accuracy(loaded, n=max(n // 2, 16), **kw)},
         "history": history,
     }
 
@@ -187,6 +196,10 @@ def card_markdown(card: dict) -> str:
         f"{h.get('acc_photo', float('nan')):.1%} | {h.get('acc_sketch', float('nan')):.1%} |"
         for h in card["history"]
     )
+    factor_rows = "\n".join(f"| {f} | " + ", ".join(f"{v} {a:.0%}" for v, a in vals.items()) + " |"
+                            for f, vals in card["photo_accuracy_by_factor"].items())
+    corr_rows = "\n".join(f"| {c} | {a:.1%} |" for c, a in card["corruption_accuracy_severity3"].items())
+    sb = card["shape_bias"]
     return f"""# Model card: `{card['preset'] or card['arch']}`
 
 Contrastive ({card['loss']}) pretraining from scratch on the clipstudy world, architecture
@@ -201,6 +214,23 @@ on the world's test split.
 | domain | accuracy |
 |---|---|
 {rows}
+
+## Zero-shot accuracy per factor value (photo domain)
+
+| factor | accuracy per value |
+|---|---|
+{factor_rows}
+
+## Shape bias (cue-conflict images: shape of one class, typical texture of another)
+
+shape bias {sb['shape_bias']:.2f} — {sb['shape_decisions']:.1%} of the images classified as their shape class,
+{sb['texture_decisions']:.1%} as their texture class.
+
+## Accuracy under corruptions (severity 3, photo domain)
+
+| corruption | accuracy |
+|---|---|
+{corr_rows}
 
 ## Training curve (held-out validation images, photo prompt)
 
