@@ -66,7 +66,6 @@ def _encode(loaded, dataset, batch_size: int, progress: bool, desc: str):
     import torch.nn.functional as F
     from tqdm.auto import tqdm
 
-    old_transform = getattr(dataset, "transform", None)
     loader = torch.utils.data.DataLoader(_Transformed(dataset, loaded.preprocess), batch_size=batch_size,
                                          shuffle=False, num_workers=0)
     out, labels = [], []
@@ -74,7 +73,6 @@ def _encode(loaded, dataset, batch_size: int, progress: bool, desc: str):
         for images, y in tqdm(loader, desc=desc, disable=not progress, leave=False):
             out.append(F.normalize(encode_images(loaded.model, images.to(loaded.device)), dim=-1).float().cpu())
             labels.append(y)
-    del old_transform
     return torch.cat(out), torch.cat(labels).long()
 
 

@@ -136,3 +136,32 @@ def plot_factor_accuracy(by_factor, chance: float, title: str, ncols: int = 4):
     fig.suptitle(title, fontsize=12)
     fig.tight_layout()
     return fig
+
+
+def plot_corruption_accuracy(rows, clean_accuracy: float, chance: float, title: str):
+    """Accuracy vs severity (0 = clean) for each corruption; ``rows`` from
+    :func:`clipstudy.evaluate.corruption_accuracy`. Geometric corruptions are dashed."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    from .world import GEOMETRIC_CORRUPTIONS
+
+    df = pd.DataFrame(rows)
+    names = list(dict.fromkeys(df["corruption"]))
+    palette = dict(zip(names, sns.color_palette("tab20", len(names))))
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    for name in names:
+        g = df[df.corruption == name].sort_values("severity")
+        x = [0] + g["severity"].tolist()
+        y = [clean_accuracy] + g["accuracy"].tolist()
+        ax.plot(x, y, marker="o", ms=3, lw=1.3, color=palette[name], label=name,
+                ls="--" if name in GEOMETRIC_CORRUPTIONS else "-")
+    ax.axhline(chance, ls=":", c="k", lw=0.8, label="chance")
+    ax.set_xlabel("severity (0 = clean)")
+    ax.set_ylabel("top-1 accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(ncol=2, fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left", frameon=False)
+    ax.set_title(title, fontsize=11)
+    fig.tight_layout()
+    return fig

@@ -144,13 +144,17 @@ def load_model(
 def _check_name(name: str) -> None:
     import open_clip
 
+    from .registry import UnknownNameError
+
     if not isinstance(name, str) or not name:
         raise CheckpointError(f"model name must be a non-empty string, got {name!r}")
-    if name.startswith(("local-dir:", "hf-hub:")):
+    if name.startswith(("local-dir:", "hf-hub:")) or name in MODELS or name in open_clip.list_models():
         return
-    if name not in MODELS and name not in open_clip.list_models():
-        MODELS.get(name)  # raises UnknownNameError listing the project's models
-    return
+    raise UnknownNameError(
+        f"unknown model {name!r}; valid models: {', '.join(MODELS.list())}, or one of open_clip's "
+        f"{len([m for m in open_clip.list_models() if m not in MODELS])} architectures such as ViT-B-16, RN50 "
+        "(`clipstudy info --json` lists all)"
+    )
 
 
 def _resolve_pretrained(name: str, arch: str, pretrained: str) -> str | Path | None:
@@ -279,7 +283,6 @@ def weights_hash(model) -> str:
 
 def save_weights(model, path: str | Path, *, half: bool = True, metadata: dict | None = None) -> Path:
     """Save a model's weights as safetensors (fp16 by default), atomically."""
-    import torch
     from safetensors.torch import save_file
 
     from .io import atomic_path
@@ -290,5 +293,4 @@ def save_weights(model, path: str | Path, *, half: bool = True, metadata: dict |
     }
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
-    del torch
     return Path(path)

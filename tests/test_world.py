@@ -34,11 +34,19 @@ def test_import_does_not_pull_torch():
 
 def test_class_groups_partition_the_classes():
     groups = class_groups()
-    assert set(groups) == {"id", "near_ood", "far_ood"}
+    assert set(groups) == {"id", "near_ood", "far_ood", "base", "new"}
     assert len(groups["id"]) >= 25 and len(groups["near_ood"]) >= 6 and len(groups["far_ood"]) >= 6
-    flat = [c for g in groups.values() for c in g]
+    flat = [c for g in ("id", "near_ood", "far_ood") for c in groups[g]]
     assert sorted(flat) == sorted(CLASS_NAMES) and len(set(flat)) == len(flat)
     assert all(c == c.lower() and 1 <= len(c.split()) <= 2 for c in CLASS_NAMES)
+
+
+def test_base_new_split_follows_coop():
+    # CoOp subsample_classes: labels in order, first ceil(n/2) are base, the rest new
+    groups = class_groups()
+    ids = groups["id"]
+    assert groups["base"] + groups["new"] == ids
+    assert len(groups["base"]) == -(-len(ids) // 2) and len(groups["new"]) == len(ids) // 2
 
 
 def test_typical_appearance_is_unique_per_class():
