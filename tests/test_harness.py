@@ -46,10 +46,10 @@ def test_fixture_manifest_merges_profiles_and_overrides():
 def test_repo_manifest_entry_00():
     spec = REPO_MANIFEST.get("00")
     assert REPO_MANIFEST.get("00_embedded_world.ipynb") is spec
-    assert spec.figures == ("00_world_gallery", "00_zeroshot_by_domain", "00_zeroshot_by_factor")
+    assert {"00_world_gallery", "00_zeroshot_by_domain", "00_zeroshot_by_factor"} <= set(spec.figures)
     assert [notebook_params(spec, p)["n_per_domain"] for p in PROFILES] == [64, 500, 500]
     assert notebook_params(spec, "smoke")["model"] == "embedded"
-    assert {r.key for r in spec.records} == {"zeroshot_photo_accuracy", "chance"}
+    assert {"zeroshot_photo_accuracy", "chance"} <= {r.key for r in spec.records}
 
 
 @pytest.mark.parametrize("spec", REPO_MANIFEST.notebooks, ids=REPO_MANIFEST.names())
