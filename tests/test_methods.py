@@ -11,6 +11,8 @@ from clipstudy.registry import UnknownNameError  # noqa: E402
 from clipstudy.train import TrainConfig, fit  # noqa: E402
 
 CLASSES = ("circle", "square", "star")
+# micro's text context is 16 tokens: CoOp's default 16 context vectors do not fit
+PARAMS = {"coop": {"n_ctx": 4}}
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +25,8 @@ def _batch_for(method, loaded, n=4):
     if method.inputs == "features":
         x = torch.nn.functional.normalize(torch.randn(n, 32, generator=g), dim=-1)
         return {"x": x, "y": torch.arange(n) % len(CLASSES)}
+    if "y" in getattr(method, "batch_keys", ()):  # an image classifier: images + labels
+        return {"images": torch.randn(n, 3, 32, 32, generator=g), "y": torch.arange(n) % len(CLASSES)}
     return {"images": torch.randn(n, 3, 32, 32, generator=g),
             "tokens": loaded.tokenize([f"a photo of a {c}." for c in (CLASSES * 2)[:n]])}
 
@@ -30,12 +34,13 @@ def _batch_for(method, loaded, n=4):
 @pytest.mark.parametrize("name", list_methods())
 def test_method_interface(name, micro):
     loaded = load_model("clipstudy-micro", "random", seed=0)  # fresh: some methods train the model itself
-    method = build_method(name, loaded, CLASSES)
+    method = build_method(name, loaded, CLASSES, **PARAMS.get(name, {}))
     batch = _batch_for(method, loaded)
-    if method.inputs == "features":
-        sims = method.similarities(batch["x"])
+    if "y" in batch:
+        x = batch["x"] if method.inputs == "features" else batch["images"]
+        sims = method.similarities(x)
         assert sims.shape == (4, len(CLASSES))
-        torch.testing.assert_close(method.logits(batch["x"]), method.scale * sims)
+        torch.testing.assert_close(method.logits(x), method.scale * sims)
     if not method.trains:
         assert not [p for p in method.parameters() if p.requires_grad]
         return

@@ -29,4 +29,4 @@ def list_methods() -> list[str]:
 
 
 def _ensure_registered() -> None:
-    from . import linear_probe, pretrain, zeroshot  # noqa: F401
+    from . import adapter, finetune, linear_probe, pretrain, prompt_learning, zeroshot  # noqa: F401

@@ -1,0 +1,49 @@
+"""End-to-end fine-tuning of the image encoder with a zero-shot-initialised linear head.
+
+The classifier of WiSE-FT (``mlfoundations/wise-ft`` ``src/models/modeling.py``, papers.md §5.4) and
+Lipsum-FT (``cs-giung/lipsum-ft`` ``scripts/Lipsum-FT.py``, papers.md §4.3–4.5):
+``logits = exp(logit_scale) · normalize(F_θ(x)) @ Wᵀ``, ``W`` initialised with the zero-shot head
+and trained (not re-normalised), the text tower and the logit scale frozen.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..prompts import zeroshot_head
+from . import METHODS
+from .base import Method
+
+
+@METHODS.register("finetune")
+class FineTune(Method):
+    """Trains a deep copy of ``loaded.model.visual`` (the caller's model is untouched) and the head
+    ``W`` [K, d] on batches ``{"images": [B, 3, H, W], "y": [B]}``.
+
+    ``templates`` names the zero-shot head's prompts ("photo", "imagenet80", ... see
+    :func:`clipstudy.prompts.get_templates`). Before training the method equals zero-shot CLIP. Its
+    state dict (``visual.*``, ``head``, ``scale``) has the same keys for every instance built from the
+    same model, so :func:`clipstudy.wise.interpolate` merges a zero-shot and a fine-tuned instance.
+    """
+
+    inputs = "images"
+    batch_keys = ("images", "y")
+
+    def __init__(self, loaded, classnames, templates="photo"):
+        super().__init__(loaded, classnames)
+        self.visual = copy.deepcopy(loaded.model.visual).requires_grad_(True)
+        self.head = nn.Parameter(zeroshot_head(loaded, classnames, templates).clone())
+
+    def image_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Unit-norm image features ``F_θ(x)/‖F_θ(x)‖`` of the fine-tuned encoder."""
+        return F.normalize(self.visual(images).float(), dim=-1)
+
+    def similarities(self, images):
+        return self.image_features(images) @ self.head.t()
+
+    def loss(self, batch) -> dict:
+        logits = self.logits(batch["images"])
+        return {"loss": F.cross_entropy(logits.float(), batch["y"])}

@@ -1,0 +1,232 @@
+"""Prompt learning on a frozen CLIP: CoOp (Zhou et al. 2022, IJCV) and CoCoOp (Zhou et al. 2022, CVPR).
+
+Ported from ``KaiyangZhou/CoOp`` ``trainers/coop.py`` and ``trainers/cocoop.py`` (papers.md §5.1–5.2,
+§6 item 3) to open_clip. A prompt is ``[SOS] ctx_1 .. ctx_M [CLASS] . [EOS]``: the tokens of
+``"X X ... X {classname}."`` are embedded with the frozen ``token_embedding`` and the ``X`` positions
+are replaced by learnable context vectors, then the frozen text tower runs on these embeddings
+(:class:`PromptTextEncoder`). Only the context (and CoCoOp's meta-net) train.
+
+Both methods work on cached, unit-norm image features: ``similarities = z @ normalize(G(prompts))^T``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from . import METHODS
+from .base import Method
+
+CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
+_TEXT_TOWER_PARTS = ("token_embedding", "positional_embedding", "transformer", "ln_final", "text_projection")
+
+
+class PromptTextEncoder(nn.Module):
+    """The frozen text tower of an open_clip ``CLIP`` run on prompt *embeddings*.
+
+    Mirrors ``open_clip.model.CLIP.encode_text`` step by step (+ positional embedding, transformer
+    with ``attn_mask``, ``ln_final``, pooling at the EOT token, ``text_projection`` as a Parameter or
+    ``nn.Linear``), as CoOp's ``TextEncoder`` does for OpenAI CLIP (``trainers/coop.py``). The tower's
+    modules are shared with ``model`` (not copied) and set to ``requires_grad=False``.
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        missing = [a for a in _TEXT_TOWER_PARTS if not hasattr(model, a)]
+        if missing or getattr(model, "cls_emb", None) is not None:
+            raise ConfigError(
+                f"prompt learning needs an open_clip CLIP with its built-in text transformer, got "
+                f"{type(model).__name__}; CustomTextCLIP and Hugging Face text towers are not supported"
+            )
+        self.token_embedding = model.token_embedding
+        self.transformer = model.transformer
+        self.ln_final = model.ln_final
+        self.text_projection = model.text_projection
+        self.positional_embedding = model.positional_embedding
+        self.pool_type = getattr(model, "text_pool_type", "argmax")
+        self.eos_id = getattr(model, "text_eos_id", None)
+        self.register_buffer("attn_mask", model.attn_mask, persistent=False)
+        self.requires_grad_(False)
+
+    @property
+    def context_length(self) -> int:
+        return int(self.positional_embedding.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.token_embedding.weight.shape[1])
+
+    @torch.no_grad()
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Token embeddings ``[N, L, width]`` of token ids ``[N, L]``."""
+        return self.token_embedding(tokens)
+
+    def forward(self, prompts: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Text features ``[N, embed_dim]`` (not normalised) of prompt embeddings ``[N, L, width]``;
+        ``tokens`` ``[N, L]`` are the ids the prompts stand for (they locate the EOT token)."""
+        from open_clip.transformer import text_global_pool
+
+        cast_dtype = self.transformer.get_cast_dtype()
+        x = prompts.to(cast_dtype) + self.positional_embedding.to(cast_dtype)
+        x = self.transformer(x, attn_mask=self.attn_mask)
+        x = self.ln_final(x)
+        x = text_global_pool(x, tokens, self.pool_type, eos_token_id=self.eos_id)
+        x = x[0] if isinstance(x, tuple) else x  # open_clip < 3 returned (pooled, tokens)
+        if self.text_projection is None:
+            return x
+        if isinstance(self.text_projection, nn.Linear):
+            return self.text_projection(x)
+        return x @ self.text_projection
+
+
+def prompt_tokens(loaded, texts, context_length: int) -> torch.Tensor:
+    """Token ids ``[N, context_length]`` of ``texts`` (``[SOT] bpe [EOT]``, zero-padded) as open_clip's
+    ``SimpleTokenizer`` makes them, but raising instead of silently truncating a prompt that is too long."""
+    tok = loaded.tokenizer
+    if not all(hasattr(tok, a) for a in ("encode", "sot_token_id", "eot_token_id")):
+        raise ConfigError(f"prompt learning needs open_clip's SimpleTokenizer; {loaded.arch} uses {type(tok).__name__}")
+    out = torch.zeros(len(texts), context_length, dtype=torch.long)
+    for i, text in enumerate(texts):
+        ids = [tok.sot_token_id, *tok.encode(text), tok.eot_token_id]
+        if len(ids) > context_length:
+            raise ConfigError(
+                f"prompt {text!r} is {len(ids)} tokens long but {loaded.arch}'s text context length is "
+                f"{context_length}; use a smaller n_ctx or a shorter ctx_init"
+            )
+        out[i, : len(ids)] = torch.tensor(ids)
+    return out
+
+
+class PromptLearner(nn.Module):
+    """CoOp's learnable context and the fixed class-name embeddings around it.
+
+    ``KaiyangZhou/CoOp`` ``trainers/coop.py`` ``PromptLearner``: ``ctx_init=""`` draws ``n_ctx`` vectors
+    from N(0, 0.02²) (seeded); a phrase such as ``"a photo of a"`` initialises the context with its own
+    token embeddings and sets ``n_ctx`` to its token count. ``class_specific`` (CoOp's CSC) gives each
+    class its own context (with ``ctx_init``, each class starts from the phrase; CoOp keeps one shared
+    context then). ``class_token_position``: ``"end"``, ``"middle"`` (``n_ctx // 2`` vectors before the
+    name) or ``"front"``.
+    """
+
+    def __init__(self, loaded, classnames, encoder: PromptTextEncoder, n_ctx: int = 16, ctx_init: str = "",
+                 class_token_position: str = "end", class_specific: bool = False, seed: int = 0):
+        super().__init__()
+        if class_token_position not in CLASS_TOKEN_POSITIONS:
+            valid = ", ".join(CLASS_TOKEN_POSITIONS)
+            raise ConfigError(f"unknown class_token_position {class_token_position!r}; valid: {valid}")
+        names = [c.replace("_", " ") for c in classnames]
+        L, device = encoder.context_length, encoder.token_embedding.weight.device
+        ctx_init = (ctx_init or "").replace("_", " ").strip()
+        if ctx_init:
+            init_tokens = prompt_tokens(loaded, [ctx_init], L).to(device)
+            n_ctx = len(loaded.tokenizer.encode(ctx_init))
+            ctx = encoder.embed(init_tokens)[0, 1 : 1 + n_ctx].float()
+            prefix_text = ctx_init
+        else:
+            if not isinstance(n_ctx, int) or n_ctx < 1:
+                raise ConfigError(f"n_ctx must be a positive integer, got {n_ctx!r}")
+            g = torch.Generator().manual_seed(seed)
+            ctx = (torch.randn(n_ctx, encoder.width, generator=g) * 0.02).to(device)
+            prefix_text = " ".join(["X"] * n_ctx)
+        if class_specific:
+            ctx = ctx.unsqueeze(0).repeat(len(names), 1, 1)
+        self.n_ctx, self.class_token_position = n_ctx, class_token_position
+        self.ctx = nn.Parameter(ctx.clone())
+        tokens = prompt_tokens(loaded, [f"{prefix_text} {name}." for name in names], L).to(device)
+        embedding = encoder.embed(tokens)
+        self.register_buffer("tokens", tokens, persistent=False)
+        self.register_buffer("token_prefix", embedding[:, :1].clone(), persistent=False)  # SOS
+        self.register_buffer("token_suffix", embedding[:, 1 + n_ctx :].clone(), persistent=False)  # CLS . EOS pad
+        self.name_lens = [len(loaded.tokenizer.encode(name)) for name in names]
+
+    def forward(self, ctx: torch.Tensor | None = None) -> torch.Tensor:
+        """Prompt embeddings ``[K, L, width]``; ``ctx`` overrides the context (``[M, w]`` or ``[K, M, w]``)."""
+        ctx = self.ctx if ctx is None else ctx
+        prefix, suffix = self.token_prefix, self.token_suffix
+        if ctx.dim() == 2:
+            ctx = ctx.unsqueeze(0).expand(len(self.name_lens), -1, -1)
+        ctx = ctx.to(prefix.dtype)
+        if self.class_token_position == "end":
+            return torch.cat([prefix, ctx, suffix], dim=1)
+        half = self.n_ctx // 2
+        prompts = []
+        for i, n in enumerate(self.name_lens):
+            name, rest = suffix[i : i + 1, :n], suffix[i : i + 1, n:]
+            if self.class_token_position == "middle":
+                parts = [prefix[i : i + 1], ctx[i : i + 1, :half], name, ctx[i : i + 1, half:], rest]
+            else:
+                parts = [prefix[i : i + 1], name, ctx[i : i + 1], rest]
+            prompts.append(torch.cat(parts, dim=1))
+        return torch.cat(prompts, dim=0)
+
+
+@METHODS.register("coop")
+class CoOp(Method):
+    """CoOp: learned context vectors, frozen CLIP (Zhou et al. 2022; ``KaiyangZhou/CoOp`` ``trainers/coop.py``).
+
+    Parameters as in :class:`PromptLearner`; defaults follow CoOp (``N_CTX=16``, random init, generic
+    context, class token at the end). With ``ctx_init="a photo of a"`` the untrained model equals
+    zero-shot CLIP with the prompt ``"a photo of a {}."``.
+    """
+
+    def __init__(self, loaded, classnames, n_ctx: int = 16, ctx_init: str = "", class_token_position: str = "end",
+                 class_specific: bool = False, seed: int = 0):
+        super().__init__(loaded, classnames)
+        self.text_encoder = PromptTextEncoder(loaded.model)
+        self.prompt_learner = PromptLearner(loaded, classnames, self.text_encoder, n_ctx, ctx_init,
+                                            class_token_position, class_specific, seed)
+
+    def text_features(self) -> torch.Tensor:
+        """Unit-norm class text features ``[K, d]`` of the current prompts."""
+        feats = self.text_encoder(self.prompt_learner(), self.prompt_learner.tokens)
+        return F.normalize(feats.float(), dim=-1)
+
+    def similarities(self, x):
+        return F.normalize(x.float(), dim=-1) @ self.text_features().t()
+
+
+@METHODS.register("cocoop")
+class CoCoOp(Method):
+    """CoCoOp: context plus a per-image bias ``π(z)`` from a meta-net (Zhou et al. 2022 CVPR;
+    ``KaiyangZhou/CoOp`` ``trainers/cocoop.py``).
+
+    ``π = Linear(d, d//16) → ReLU → Linear(d//16, ctx_dim)`` on the unit image feature ``z``; image i is
+    scored against the prompts built from ``ctx + π(z_i)``. Defaults follow CoCoOp (4 context vectors
+    initialised from ``"a photo of a"``, class token at the end). The meta-net is initialised with
+    PyTorch's default ``nn.Linear`` init drawn from ``seed``. Images are scored in chunks of at most
+    ``max_prompts`` prompts per text-tower call (B·K prompts are encoded for B images).
+    """
+
+    def __init__(self, loaded, classnames, n_ctx: int = 4, ctx_init: str = "a photo of a", seed: int = 0,
+                 max_prompts: int = 4096):
+        super().__init__(loaded, classnames)
+        self.text_encoder = PromptTextEncoder(loaded.model)
+        self.prompt_learner = PromptLearner(loaded, classnames, self.text_encoder, n_ctx, ctx_init, "end", False, seed)
+        vis_dim, ctx_dim = _embed_dim(loaded.model), self.text_encoder.width
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.meta_net = nn.Sequential(nn.Linear(vis_dim, max(1, vis_dim // 16)), nn.ReLU(),
+                                          nn.Linear(max(1, vis_dim // 16), ctx_dim))
+        self.meta_net.to(self.prompt_learner.ctx.device)
+        self.max_prompts = int(max_prompts)
+
+    def similarities(self, x):
+        z = F.normalize(x.float(), dim=-1)
+        ctx = self.prompt_learner.ctx.unsqueeze(0) + self.meta_net(z).unsqueeze(1)  # [B, M, w]
+        K, tokens = len(self.classnames), self.prompt_learner.tokens
+        chunk = max(1, self.max_prompts // K)
+        rows = []
+        for s in range(0, len(z), chunk):
+            prompts = torch.cat([self.prompt_learner(c) for c in ctx[s : s + chunk]])  # [b*K, L, w]
+            feats = self.text_encoder(prompts, tokens.repeat(len(prompts) // K, 1))
+            feats = F.normalize(feats.float(), dim=-1).view(-1, K, feats.shape[-1])  # [b, K, d]
+            rows.append(torch.einsum("bd,bkd->bk", z[s : s + chunk], feats))
+        return torch.cat(rows)
+
+
+def _embed_dim(model) -> int:
+    proj = model.text_projection
+    if proj is None:
+        return int(model.token_embedding.weight.shape[1])
+    return int(proj.out_features if isinstance(proj, nn.Linear) else proj.shape[1])
