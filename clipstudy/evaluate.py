@@ -27,10 +27,18 @@ class ZeroShotResult:
         return float((self.predictions == self.labels).mean())
 
 
-def zeroshot_on(loaded, dataset, templates="photo", *, progress: bool = True, cache: bool = True) -> ZeroShotResult:
-    """Zero-shot similarities of every image of ``dataset`` to its class prompts."""
+def zeroshot_on(loaded, dataset, templates="photo", *, progress: bool = True, cache: bool = True,
+                heads: dict | None = None) -> ZeroShotResult:
+    """Zero-shot similarities of every image of ``dataset`` to its class prompts.
+
+    ``heads`` (a dict the caller keeps) reuses text heads across datasets with the same classes, so a
+    loop over domains or corruptions encodes the prompts once."""
     fs = extract_features(loaded, dataset, progress=progress, cache=cache)
-    head = build_method("zeroshot", loaded, dataset.classnames, templates=templates)
+    heads = {} if heads is None else heads
+    key = (tuple(dataset.classnames), str(templates))
+    if key not in heads:
+        heads[key] = build_method("zeroshot", loaded, dataset.classnames, templates=templates)
+    head = heads[key]
     sims = head.predict_similarities(fs.features).numpy()
     factors = dataset.factor_table() if hasattr(dataset, "factor_table") else None
     return ZeroShotResult(getattr(dataset, "domain", dataset.name), tuple(dataset.classnames),
@@ -42,10 +50,10 @@ def zeroshot_by_domain(loaded, dataset: str = "world", *, root=None, domains=Non
                        **options) -> dict[str, ZeroShotResult]:
     """Zero-shot results for each domain of a dataset (one domain, named after it, if it has none)."""
     domains = domains or dataset_domains(dataset, root)
-    out = {}
+    out, heads = {}, {}
     for domain in domains:
         ds = build_dataset(dataset, root=root, split=split, domain=domain, **options)
-        out[domain] = zeroshot_on(loaded, ds, templates, progress=progress, cache=cache)
+        out[domain] = zeroshot_on(loaded, ds, templates, progress=progress, cache=cache, heads=heads)
     return out
 
 
@@ -89,10 +97,10 @@ def corruption_accuracy(loaded, corruptions=None, severities=(3,), *, n: int = 5
     """Zero-shot accuracy under each corruption and severity (the ImageNet-C analogue)."""
     from .world import CORRUPTIONS
 
-    rows = []
+    rows, heads = [], {}
     for c in corruptions or CORRUPTIONS:
         for s in severities:
             ds = build_dataset("world", split="test", domain=domain, n=n, seed=seed, corruption=c, severity=s)
-            rows.append({"corruption": c, "severity": s,
-                         "accuracy": zeroshot_on(loaded, ds, templates, progress=progress, cache=cache).accuracy})
+            res = zeroshot_on(loaded, ds, templates, progress=progress, cache=cache, heads=heads)
+            rows.append({"corruption": c, "severity": s, "accuracy": res.accuracy})
     return rows

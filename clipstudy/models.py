@@ -95,7 +95,12 @@ class LoadedModel:
     arch: str
     pretrained: str
     device: str
-    weights_id: str  # hash of the weights: part of every feature-cache key
+
+    @property
+    def weights_id(self) -> str:
+        """Hash of the current weights (part of every feature-cache key). Computed on each call, so a
+        model trained in place after loading never reads features cached for its old weights."""
+        return weights_hash(self.model)
 
     @property
     def image_size(self) -> int:
@@ -138,7 +143,7 @@ def load_model(
     model.eval()
     tokenizer = open_clip.get_tokenizer(arch)
     label = "random" if source is None else str(source)
-    return LoadedModel(model, preprocess, tokenizer, name, arch, label, device, weights_hash(model))
+    return LoadedModel(model, preprocess, tokenizer, name, arch, label, device)
 
 
 def _check_name(name: str) -> None:

@@ -70,3 +70,13 @@ def test_interrupted_write_leaves_no_cache(tmp_path, cache_home, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         extract_features(loaded, ds, progress=False)
     assert not list(cache_home.rglob("*.pt")) and not list(cache_home.rglob("*.tmp"))
+
+
+def test_training_in_place_invalidates_the_cache(tmp_path, cache_home):
+    loaded = load_model("clipstudy-micro", "random")
+    ds = build_dataset("imagefolder", root=make_folder(tmp_path / "data"))
+    a = extract_features(loaded, ds, progress=False)
+    with torch.no_grad():
+        next(loaded.model.visual.parameters()).add_(0.1)  # e.g. fine-tuned after loading
+    b = extract_features(loaded, ds, progress=False)
+    assert not b.meta["cached"] and b.key != a.key
