@@ -1,4 +1,4 @@
-"""The ``clipstudy`` console command: ``info``, ``pretrain``, ``zeroshot``.
+"""The ``clipstudy`` console command: ``info``, ``pretrain``, ``zeroshot``, ``check-data``, ``check-model``.
 
 User errors (unknown names, missing folders, unreadable checkpoints, bad values) print one line
 ``clipstudy: error: ...`` and exit with status 2, without a traceback.
@@ -75,6 +75,54 @@ def cmd_pretrain(args) -> int:
     return 0
 
 
+def cmd_check_data(args) -> int:
+    """Each requested real dataset (default: all) is present, missing or malformed under --data-root."""
+    from . import paths
+    from .data import DATASETS
+    from .data.real import check_dataset, real_datasets
+
+    root = args.data_root or str(paths.data_root())
+    real = real_datasets()
+    names = [n for arg in args.dataset or [] for n in arg.split(",") if n] or real
+    for n in names:
+        if not DATASETS.meta(n).get("real"):  # unknown names raise, listing the valid ones
+            raise ValueError(f"{n!r} is not a real dataset read from disk; real datasets: {', '.join(real)}")
+    report = [check_dataset(n, root) for n in names]
+    if args.json:
+        print(json.dumps({"data_root": root, "datasets": report}, indent=2))
+    else:
+        print(f"data root: {root}")
+        for r in report:
+            what = ", ".join(f"{d}: {k}" for d, k in r["images"].items()) if r["status"] == "present" else r["reason"]
+            print(f"  {r['dataset']:<16} {r['status']:<9} {what}")
+            if r["status"] != "present":
+                print(f"  {'':<16} {'':<9} expected: {r['layout']}\n  {'':<16} {'':<9} get: {r['source']}")
+    return 0 if all(r["status"] == "present" for r in report) else 2
+
+
+def cmd_check_model(args) -> int:
+    """Load a model as every command does (offline unless allowed) and print what it is."""
+    from pathlib import Path
+
+    from .models import load_model
+
+    loaded = load_model(args.model, args.pretrained, device=args.device, allow_download=args.download or None)
+    model = loaded.model
+    embed = getattr(model.visual, "output_dim", None) or getattr(model, "embed_dim", None)
+    source = "random init" if loaded.pretrained == "random" else (
+        "file" if Path(loaded.pretrained).is_file() else "open_clip tag")
+    info = {"model": args.model, "arch": loaded.arch, "pretrained": loaded.pretrained, "source": source,
+            "image_size": loaded.image_size, "embed_dim": int(embed) if embed else None,
+            "context_length": int(getattr(model, "context_length", 0) or getattr(loaded.tokenizer, "context_length", 0)),
+            "parameters": int(sum(p.numel() for p in model.parameters())), "weights_id": loaded.weights_id}
+    if args.json:
+        print(json.dumps(info))
+    else:
+        for key, value in info.items():
+            print(f"{key + ':':<16} {value:,}" if key == "parameters" else f"{key + ':':<16} {value}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="clipstudy", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -106,6 +154,20 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--restart", action="store_true", help="ignore an existing state.pt instead of resuming")
     pt.add_argument("--ship", action="store_true", help="install the result as the package's embedded model")
     pt.set_defaults(func=cmd_pretrain)
+
+    cd = sub.add_parser("check-data", help="which real benchmarks are present, missing or malformed under a data root")
+    cd.add_argument("--data-root", default=None, help="folder holding the benchmarks (default: $CLIPSTUDY_DATA)")
+    cd.add_argument("--dataset", action="append", help="dataset name(s) to check (repeat or comma-separate; default: all)")
+    cd.add_argument("--json", action="store_true")
+    cd.set_defaults(func=cmd_check_data)
+
+    cm = sub.add_parser("check-model", help="load a model (offline unless --download) and print its shape")
+    cm.add_argument("--model", required=True, help="embedded, a clipstudy-* or open_clip architecture")
+    cm.add_argument("--pretrained", default="", help="open_clip tag or checkpoint file (default: model's own)")
+    cm.add_argument("--device", default="cpu")
+    cm.add_argument("--download", action="store_true", help="allow downloading pretrained weights")
+    cm.add_argument("--json", action="store_true")
+    cm.set_defaults(func=cmd_check_model)
     return p
 
 
