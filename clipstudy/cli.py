@@ -113,7 +113,8 @@ def cmd_check_model(args) -> int:
         "file" if Path(loaded.pretrained).is_file() else "open_clip tag")
     info = {"model": args.model, "arch": loaded.arch, "pretrained": loaded.pretrained, "source": source,
             "image_size": loaded.image_size, "embed_dim": int(embed) if embed else None,
-            "context_length": int(getattr(model, "context_length", 0) or getattr(loaded.tokenizer, "context_length", 0)),
+            "context_length": int(getattr(model, "context_length", 0)
+                                  or getattr(loaded.tokenizer, "context_length", 0)),
             "parameters": int(sum(p.numel() for p in model.parameters())), "weights_id": loaded.weights_id}
     if args.json:
         print(json.dumps(info))
@@ -157,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     cd = sub.add_parser("check-data", help="which real benchmarks are present, missing or malformed under a data root")
     cd.add_argument("--data-root", default=None, help="folder holding the benchmarks (default: $CLIPSTUDY_DATA)")
-    cd.add_argument("--dataset", action="append", help="dataset name(s) to check (repeat or comma-separate; default: all)")
+    cd.add_argument("--dataset", action="append",
+                    help="dataset name(s) to check (repeat or comma-separate; default: all)")
     cd.add_argument("--json", action="store_true")
     cd.set_defaults(func=cmd_check_data)
 

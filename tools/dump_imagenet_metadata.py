@@ -64,8 +64,10 @@ def build() -> dict[str, dict]:
             "source": "ImageNet-1k (ILSVRC2012) WordNet ids in standard class-index order (sorted wnids, as in Keras' "
                       "imagenet_class_index.json and torchvision ImageFolder on train/)",
             "wnids": wnids},
-        "imagenet_r_classes.json": subset("r", wnids, "ImageNet-R (Hendrycks et al. 2021, The Many Faces of Robustness)"),
-        "imagenet_a_classes.json": subset("a", wnids, "ImageNet-A (Hendrycks et al. 2021, Natural Adversarial Examples)"),
+        "imagenet_r_classes.json": subset("r", wnids, "ImageNet-R (Hendrycks et al. 2021, "
+                                               "The Many Faces of Robustness)"),
+        "imagenet_a_classes.json": subset("a", wnids, "ImageNet-A (Hendrycks et al. 2021, "
+                                               "Natural Adversarial Examples)"),
     }
 
 

@@ -18,7 +18,8 @@ from .real import FileListDataset, check_domain, check_split, class_folders, fin
 CLASSES = ("airplane", "bear", "bicycle", "bird", "boat", "bottle", "car", "cat", "chair", "clock", "dog",
            "elephant", "keyboard", "knife", "oven", "truck")
 """The 16 entry-level classes of Geirhos et al. (model-vs-human)."""
-LAYOUT = "ROOT/cue-conflict/<shape class>/<shape><k>-<texture><m>.png, one folder per class (16: " + ", ".join(CLASSES) + ")"
+LAYOUT = ("ROOT/cue-conflict/<shape class>/<shape><k>-<texture><m>.png, one folder per class (16: "
+          + ", ".join(CLASSES) + ")")
 _NAME = re.compile(r"^([a-z_]+?)\d+-([a-z_]+?)\d+$")
 
 

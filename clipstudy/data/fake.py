@@ -168,7 +168,8 @@ def _cue_conflict(root: Path, write: _Images, k: int, n: int) -> None:
 
 def _retrieval(root: Path, write: _Images, k: int, n: int) -> None:
     counts = {"test": n * k, "val": 2, "train": 2, "restval": 1}
-    for folder, karpathy, sub in (("coco", "dataset_coco.json", "val2014"), ("flickr30k", "dataset_flickr30k.json", "")):
+    sets = (("coco", "dataset_coco.json", "val2014"), ("flickr30k", "dataset_flickr30k.json", ""))
+    for folder, karpathy, sub in sets:
         images, i = [], 0
         for split, count in counts.items():
             for _ in range(count):

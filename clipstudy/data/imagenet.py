@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from . import DATASETS
 from .real import (FileListDataset, check_domain, check_split, class_folders, find_dir, list_images,
                    require_file, resource)
@@ -143,9 +143,11 @@ def _variant(name: str, folders: list[str], layout: str, source: str, by_index: 
     return DATASETS.register(name, obj=Builder, real=True)
 
 
-_variant("imagenet_v2", ["imagenetv2-matched-frequency-format-val", "imagenetv2/imagenetv2-matched-frequency-format-val"],
-         "ROOT/imagenetv2-matched-frequency-format-val/<class index 0..999>/*.jpeg (or under ROOT/imagenetv2/, CoOp)",
-         "ImageNetV2 matched-frequency, imagenetv2-matched-frequency.tar.gz (Recht et al. 2019, modestyachts/ImageNetV2)",
+_V2 = "imagenetv2-matched-frequency-format-val"
+_variant("imagenet_v2", [_V2, f"imagenetv2/{_V2}"],
+         f"ROOT/{_V2}/<class index 0..999>/*.jpeg (or under ROOT/imagenetv2/, CoOp)",
+         "ImageNetV2 matched-frequency, imagenetv2-matched-frequency.tar.gz (Recht et al. 2019, "
+         "modestyachts/ImageNetV2)",
          by_index=True)
 _variant("imagenet_sketch", ["sketch", "imagenet-sketch/images"],
          "ROOT/sketch/<wnid>/*.JPEG (or CoOp's ROOT/imagenet-sketch/images/<wnid>/)",
@@ -260,8 +262,6 @@ class ImageNetXBuilder:
 
 def _default_annotations(root, which: str) -> Path:
     if which not in ("multi", "top"):
-        from ..errors import ConfigError
-
         raise ConfigError(f"imagenet_x option which={which!r}; valid: multi, top")
     folder = find_dir(root, ["imagenet-x"], "imagenet_x", IMAGENET_X_LAYOUT)
     stem = f"imagenet_x_val_{which}_factor"

@@ -22,7 +22,8 @@ RETRIEVAL_SETS = {
     # name: (folder, Karpathy file, image layout, where to get it)
     "coco_captions": ("coco", "dataset_coco.json", "ROOT/coco/images/<filepath>/<filename> (e.g. images/val2014/"
                       "COCO_val2014_000000391895.jpg)",
-                      "MS-COCO 2014 train/val images (cocodataset.org) + Karpathy's dataset_coco.json (caption_datasets.zip)"),
+                      "MS-COCO 2014 train/val images (cocodataset.org) + Karpathy's dataset_coco.json "
+                      "(caption_datasets.zip)"),
     "flickr30k": ("flickr30k", "dataset_flickr30k.json", "ROOT/flickr30k/images/<filename>.jpg",
                   "Flickr30k images (Young et al. 2014, request form) + Karpathy's dataset_flickr30k.json "
                   "(caption_datasets.zip)"),
