@@ -1,8 +1,15 @@
-"""Losses, registered by name: contrastive pretraining objectives and their building blocks.
+"""Losses, registered by name: contrastive objectives and the regularizers methods attach.
 
-``clip``: the symmetric InfoNCE loss of CLIP (open_clip ``ClipLoss``).
-``siglip``: the pairwise sigmoid loss of SigLIP (open_clip ``SigLipLoss``; needs a model with a
-``logit_bias``, e.g. the ``clipstudy-rn-tiny-sigmoid`` config).
+Contrastive losses (``kind="contrastive"``), ``f(image_features, text_features, logit_scale, logit_bias)``:
+
+* ``clip``: the symmetric InfoNCE loss of CLIP (open_clip ``ClipLoss``);
+* ``siglip``: the pairwise sigmoid loss of SigLIP (open_clip ``SigLipLoss``; needs a model with a
+  ``logit_bias``, e.g. the ``clipstudy-rn-tiny-sigmoid`` config).
+
+Regularizers (``kind="regularizer"``) are :class:`clipstudy.methods.base.Regularizer` classes built as
+``cls(method, loaded, **params)`` by :func:`build_regularizer` and attached to a method with
+``regularizers={"name": {"weight": w, ...}}``; their modules register themselves when
+:func:`build_regularizer` imports :data:`REGULARIZER_MODULES`.
 """
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ from .registry import Registry
 LOSSES = Registry("loss")
 
 
-@LOSSES.register("clip", needs_bias=False)
+@LOSSES.register("clip", kind="contrastive", needs_bias=False)
 def clip_loss(image_features, text_features, logit_scale, logit_bias=None):
     """Symmetric cross-entropy over image-text similarities (Radford et al. 2021; open_clip loss.py)."""
     from open_clip.loss import ClipLoss
@@ -19,7 +26,7 @@ def clip_loss(image_features, text_features, logit_scale, logit_bias=None):
     return ClipLoss()(image_features, text_features, logit_scale)
 
 
-@LOSSES.register("siglip", needs_bias=True)
+@LOSSES.register("siglip", kind="contrastive", needs_bias=True)
 def siglip_loss(image_features, text_features, logit_scale, logit_bias=None):
     """Pairwise sigmoid loss (Zhai et al. 2023; open_clip loss.py ``SigLipLoss``)."""
     from open_clip.loss import SigLipLoss
@@ -27,3 +34,34 @@ def siglip_loss(image_features, text_features, logit_scale, logit_bias=None):
     if logit_bias is None:
         raise ValueError("the siglip loss needs a model with a logit_bias (init_logit_bias in its config)")
     return SigLipLoss()(image_features, text_features, logit_scale, logit_bias)
+
+
+REGULARIZER_MODULES: tuple[str, ...] = ("regularizers",)
+"""Modules (relative to ``clipstudy``) whose import registers every regularizer."""
+
+
+def list_regularizers() -> list[str]:
+    _import_regularizers()
+    return [n for n in LOSSES.list() if LOSSES.meta(n).get("kind") == "regularizer"]
+
+
+def build_regularizer(name: str, method, loaded, **params):
+    """Instantiate regularizer ``name`` for ``method``; unknown names list the valid regularizers."""
+    from .errors import ConfigError
+    from .registry import UnknownNameError
+
+    _import_regularizers()
+    if name not in LOSSES or LOSSES.meta(name).get("kind") != "regularizer":
+        raise UnknownNameError(f"unknown regularizer {name!r}; valid regularizers: {', '.join(list_regularizers())}")
+    cls = LOSSES.get(name)
+    try:
+        return cls(method, loaded, **params)
+    except TypeError as exc:
+        raise ConfigError(f"regularizer {name!r}: {exc}") from None
+
+
+def _import_regularizers() -> None:
+    import importlib
+
+    for module in REGULARIZER_MODULES:
+        importlib.import_module(f"clipstudy.{module}")

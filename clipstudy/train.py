@@ -164,8 +164,12 @@ def trainable_state(method) -> dict:
 
 
 def _save(method, opt, state: TrainState, path, cfg: TrainConfig) -> None:
-    torch_save({"method": trainable_state(method), "optimizer": opt.state_dict(), "step": state.step,
-                "history": state.history, "seconds": state.seconds, "config": asdict(cfg)}, path)
+    # a finished run keeps no optimizer state (AdamW's moments would double or triple the file); its
+    # checkpoint is then just the trained weights that a rerun or a later analysis reloads
+    done = state.step >= cfg.steps
+    torch_save({"method": trainable_state(method), "optimizer": None if done else opt.state_dict(),
+                "step": state.step, "history": state.history, "seconds": state.seconds,
+                "config": asdict(cfg)}, path)
 
 
 def _resume(method, opt, path, cfg: TrainConfig) -> TrainState:
@@ -177,7 +181,8 @@ def _resume(method, opt, path, cfg: TrainConfig) -> TrainState:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=False)
         method.load_state_dict(blob["method"], strict=False)
-        opt.load_state_dict(blob["optimizer"])
+        if blob["optimizer"] is not None:
+            opt.load_state_dict(blob["optimizer"])
     except Exception as exc:
         from .errors import CheckpointError
 

@@ -37,7 +37,10 @@ def test_embedding_encoder_reproduces_encode_text(micro):
     with torch.no_grad():
         ours = enc(prompts, x_tokens)
         ref = micro.model.encode_text(photo)
-    torch.testing.assert_close(ours, ref, rtol=0, atol=0)  # same ops in the same order: bitwise equal
+    # the encoder drops the padding after the end-of-text token (exact under the causal mask); only the
+    # matmul blocking of the shorter sequence differs, so the features agree to float32 rounding
+    torch.testing.assert_close(ours, ref, rtol=0, atol=2e-6)
+    assert enc._truncate(prompts, x_tokens)[0].shape[1] == int(x_tokens.argmax(-1).max()) + 1 < L
 
 
 def test_coop_photo_init_equals_zeroshot_and_only_context_trains(micro):

@@ -4,11 +4,12 @@ A method is an ``nn.Module`` built as ``METHODS.get(name)(loaded_model, classnam
 It declares
 
 * ``inputs``: ``"features"`` (trains and predicts on cached, frozen image features) or
-  ``"images"`` (needs the image encoder in the graph);
+  ``"images"`` (fine-tunes its own image tower, :attr:`~clipstudy.methods.base.Method.encoder`);
 * which parameters train (``requires_grad``) and ``loss(batch) -> {"loss": ..., ...}``, used by the
   single loop in :mod:`clipstudy.train` (methods with nothing to train set ``trains = False``);
-* ``similarities(x) -> [N, K]`` cosine-like class similarities (what OOD scorers read) and
-  ``logits(x)`` (similarities times the logit scale).
+  regularizers from :data:`clipstudy.losses.LOSSES` attach to any method (``regularizers={...}``);
+* ``feature_similarities(z) -> [N, K]`` cosine-like class similarities of unit image features (what
+  OOD scorers read), ``similarities(x)`` on its inputs and ``logits(x)`` (times the logit scale).
 """
 from __future__ import annotations
 

@@ -24,8 +24,9 @@ class ClipAdapter(Method):
     ``nn.Linear`` init of the adapter.
     """
 
-    def __init__(self, loaded, classnames, ratio: float = 0.2, reduction: int = 4, templates="photo", seed: int = 0):
-        super().__init__(loaded, classnames)
+    def __init__(self, loaded, classnames, ratio: float = 0.2, reduction: int = 4, templates="photo", seed: int = 0,
+                 regularizers=None):
+        super().__init__(loaded, classnames, regularizers)
         if not 0.0 <= ratio <= 1.0:
             raise ConfigError(f"ratio must be in [0, 1], got {ratio!r}")
         head = zeroshot_head(loaded, classnames, templates)
@@ -45,5 +46,5 @@ class ClipAdapter(Method):
         x = x.float()
         return F.normalize(self.ratio * self.adapter(x) + (1 - self.ratio) * x, dim=-1)
 
-    def similarities(self, x):
-        return self.adapt(x) @ self.head.t()
+    def feature_similarities(self, z):
+        return self.adapt(z) @ self.head.t()

@@ -27,23 +27,28 @@ class FineTune(Method):
     :func:`clipstudy.prompts.get_templates`). Before training the method equals zero-shot CLIP. Its
     state dict (``visual.*``, ``head``, ``scale``) has the same keys for every instance built from the
     same model, so :func:`clipstudy.wise.interpolate` merges a zero-shot and a fine-tuned instance.
+    ``head_init`` (a ``[K, d]`` tensor) replaces the zero-shot head, e.g. with a linear probe's weights
+    for LP-FT.
     """
 
     inputs = "images"
     batch_keys = ("images", "y")
 
-    def __init__(self, loaded, classnames, templates="photo"):
+    def __init__(self, loaded, classnames, templates="photo", head_init=None, regularizers=None):
         super().__init__(loaded, classnames)
         self.visual = copy.deepcopy(loaded.model.visual).requires_grad_(True)
-        self.head = nn.Parameter(zeroshot_head(loaded, classnames, templates).clone())
+        head = zeroshot_head(loaded, classnames, templates) if head_init is None else torch.as_tensor(head_init)
+        self.head = nn.Parameter(head.detach().float().clone())
+        for name, params in (regularizers or {}).items():  # after the tower exists: some regularizers copy it
+            self.add_regularizer(name, **dict(params))
+
+    @property
+    def encoder(self):
+        return self.visual
 
     def image_features(self, images: torch.Tensor) -> torch.Tensor:
-        """Unit-norm image features ``F_θ(x)/‖F_θ(x)‖`` of the fine-tuned encoder."""
-        return F.normalize(self.visual(images).float(), dim=-1)
+        """Unit-norm features ``F_θ(x)/‖F_θ(x)‖`` of the fine-tuned encoder."""
+        return self.encode(images)
 
-    def similarities(self, images):
-        return self.image_features(images) @ self.head.t()
-
-    def loss(self, batch) -> dict:
-        logits = self.logits(batch["images"])
-        return {"loss": F.cross_entropy(logits.float(), batch["y"])}
+    def feature_similarities(self, z):
+        return F.normalize(z.float(), dim=-1) @ self.head.t()

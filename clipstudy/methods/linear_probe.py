@@ -17,8 +17,9 @@ from .base import Method
 
 @METHODS.register("linear_probe")
 class LinearProbe(Method):
-    def __init__(self, loaded, classnames, init: str = "zeroshot", templates="photo", seed: int = 0):
-        super().__init__(loaded, classnames)
+    def __init__(self, loaded, classnames, init: str = "zeroshot", templates="photo", seed: int = 0,
+                 regularizers=None):
+        super().__init__(loaded, classnames, regularizers)
         if init not in ("zeroshot", "random"):
             raise ConfigError(f"unknown linear-probe init {init!r}; valid: zeroshot, random")
         weight = zeroshot_head(loaded, classnames, templates).clone()
@@ -28,5 +29,5 @@ class LinearProbe(Method):
         self.weight = nn.Parameter(weight)
         self.bias = nn.Parameter(torch.zeros(len(classnames)))
 
-    def similarities(self, x):
-        return x @ self.weight.t() + self.bias / self.scale
+    def feature_similarities(self, z):
+        return z.float() @ self.weight.t() + self.bias / self.scale

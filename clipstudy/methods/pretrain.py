@@ -22,6 +22,9 @@ class Contrastive(Method):
         super().__init__(loaded, classnames)
         self.model = loaded.model
         self.loss_fn = LOSSES.get(loss)
+        if LOSSES.meta(loss).get("kind") != "contrastive":
+            valid = [n for n in LOSSES.list() if LOSSES.meta(n).get("kind") == "contrastive"]
+            raise ValueError(f"{loss!r} is not a contrastive loss; valid: {', '.join(valid)}")
         if LOSSES.meta(loss).get("needs_bias") and getattr(self.model, "logit_bias", None) is None:
             raise ValueError(f"loss {loss!r} needs a model with a logit_bias; {loaded.arch} has none")
         self.model.requires_grad_(True)

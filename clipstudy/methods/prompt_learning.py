@@ -67,9 +67,10 @@ class PromptTextEncoder(nn.Module):
         ``tokens`` ``[N, L]`` are the ids the prompts stand for (they locate the EOT token)."""
         from open_clip.transformer import text_global_pool
 
+        prompts, tokens, mask, pos = self._truncate(prompts, tokens)
         cast_dtype = self.transformer.get_cast_dtype()
-        x = prompts.to(cast_dtype) + self.positional_embedding.to(cast_dtype)
-        x = self.transformer(x, attn_mask=self.attn_mask)
+        x = prompts.to(cast_dtype) + pos.to(cast_dtype)
+        x = self.transformer(x, attn_mask=mask)
         x = self.ln_final(x)
         x = text_global_pool(x, tokens, self.pool_type, eos_token_id=self.eos_id)
         x = x[0] if isinstance(x, tuple) else x  # open_clip < 3 returned (pooled, tokens)
@@ -78,6 +79,18 @@ class PromptTextEncoder(nn.Module):
         if isinstance(self.text_projection, nn.Linear):
             return self.text_projection(x)
         return x @ self.text_projection
+
+
+    def _truncate(self, prompts, tokens):
+        """Drop the padding after the last end-of-text token. Under the causal mask no position attends to
+        a later one, so the pooled end-of-text output is unchanged (exactly: same ops on the same inputs),
+        while the tower runs on ~10 instead of 32 (embedded) or 77 (OpenAI CLIP) positions."""
+        mask, pos = self.attn_mask, self.positional_embedding
+        if mask is None or self.pool_type not in ("argmax", "eos"):
+            return prompts, tokens, mask, pos
+        ends = tokens.argmax(-1) if self.pool_type == "argmax" else (tokens == self.eos_id).int().argmax(-1)
+        n = int(ends.max()) + 1
+        return prompts[:, :n], tokens[:, :n], mask[:n, :n], pos[:n]
 
 
 def prompt_tokens(loaded, texts, context_length: int) -> torch.Tensor:
@@ -171,8 +184,8 @@ class CoOp(Method):
     """
 
     def __init__(self, loaded, classnames, n_ctx: int = 16, ctx_init: str = "", class_token_position: str = "end",
-                 class_specific: bool = False, seed: int = 0):
-        super().__init__(loaded, classnames)
+                 class_specific: bool = False, seed: int = 0, regularizers=None):
+        super().__init__(loaded, classnames, regularizers)
         self.text_encoder = PromptTextEncoder(loaded.model)
         self.prompt_learner = PromptLearner(loaded, classnames, self.text_encoder, n_ctx, ctx_init,
                                             class_token_position, class_specific, seed)
@@ -182,8 +195,12 @@ class CoOp(Method):
         feats = self.text_encoder(self.prompt_learner(), self.prompt_learner.tokens)
         return F.normalize(feats.float(), dim=-1)
 
-    def similarities(self, x):
-        return F.normalize(x.float(), dim=-1) @ self.text_features().t()
+    def feature_similarities(self, z):
+        return F.normalize(z.float(), dim=-1) @ self.text_features().t()
+
+    def local_similarities(self, z, local):
+        head = self.text_features()  # encode the prompts once, not once per location
+        return F.normalize(local.float(), dim=-1) @ head.t()
 
 
 @METHODS.register("cocoop")
@@ -199,8 +216,8 @@ class CoCoOp(Method):
     """
 
     def __init__(self, loaded, classnames, n_ctx: int = 4, ctx_init: str = "a photo of a", seed: int = 0,
-                 max_prompts: int = 4096):
-        super().__init__(loaded, classnames)
+                 max_prompts: int = 4096, regularizers=None):
+        super().__init__(loaded, classnames, regularizers)
         self.text_encoder = PromptTextEncoder(loaded.model)
         self.prompt_learner = PromptLearner(loaded, classnames, self.text_encoder, n_ctx, ctx_init, "end", False, seed)
         vis_dim, ctx_dim = _embed_dim(loaded.model), self.text_encoder.width
@@ -211,18 +228,26 @@ class CoCoOp(Method):
         self.meta_net.to(self.prompt_learner.ctx.device)
         self.max_prompts = int(max_prompts)
 
-    def similarities(self, x):
-        z = F.normalize(x.float(), dim=-1)
+    def instance_text_features(self, z) -> torch.Tensor:
+        """Unit class text features per image ``[B, K, d]`` from the context ``ctx + π(z_b)``."""
         ctx = self.prompt_learner.ctx.unsqueeze(0) + self.meta_net(z).unsqueeze(1)  # [B, M, w]
         K, tokens = len(self.classnames), self.prompt_learner.tokens
         chunk = max(1, self.max_prompts // K)
-        rows = []
+        out = []
         for s in range(0, len(z), chunk):
             prompts = torch.cat([self.prompt_learner(c) for c in ctx[s : s + chunk]])  # [b*K, L, w]
             feats = self.text_encoder(prompts, tokens.repeat(len(prompts) // K, 1))
-            feats = F.normalize(feats.float(), dim=-1).view(-1, K, feats.shape[-1])  # [b, K, d]
-            rows.append(torch.einsum("bd,bkd->bk", z[s : s + chunk], feats))
-        return torch.cat(rows)
+            out.append(F.normalize(feats.float(), dim=-1).view(-1, K, feats.shape[-1]))  # [b, K, d]
+        return torch.cat(out)
+
+    def feature_similarities(self, z):
+        z = F.normalize(z.float(), dim=-1)
+        return torch.einsum("bd,bkd->bk", z, self.instance_text_features(z))
+
+    def local_similarities(self, z, local):
+        """Every location is scored against the prompts conditioned on the image's *global* feature."""
+        heads = self.instance_text_features(F.normalize(z.float(), dim=-1))
+        return torch.einsum("bhd,bkd->bhk", F.normalize(local.float(), dim=-1), heads)
 
 
 def _embed_dim(model) -> int:

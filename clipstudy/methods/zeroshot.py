@@ -17,5 +17,5 @@ class ZeroShot(Method):
         super().__init__(loaded, classnames)
         self.register_buffer("head", zeroshot_head(loaded, classnames, templates))
 
-    def similarities(self, x):
-        return x @ self.head.t()
+    def feature_similarities(self, z):
+        return z.float() @ self.head.t()

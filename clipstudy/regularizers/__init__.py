@@ -1,0 +1,5 @@
+"""Regularizers that attach to any method's loss (see :class:`clipstudy.methods.base.Regularizer`).
+
+Each submodule registers its regularizers in :data:`clipstudy.losses.LOSSES` with
+``kind="regularizer"``; importing this package registers them all.
+"""
