@@ -15,25 +15,36 @@ from pathlib import Path
 from . import paths
 from .io import torch_save
 
-CACHE_VERSION = "features-v1"
+CACHE_VERSION = "features-v2"
 
 
 @dataclass
 class FeatureSet:
-    """Unit-norm image features ``[N, d]`` (float32), labels ``[N]`` and provenance."""
+    """Unit-norm image features ``[N, d]`` (float32), labels ``[N]`` and provenance; with ``local=True``
+    also unit-norm local features ``[N, HW, d]`` (float16 to halve memory; see :mod:`clipstudy.local_features`)."""
 
     features: "object"
     labels: "object"
     classnames: tuple
     key: str
     meta: dict = field(default_factory=dict)
+    local: "object" = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
 
-def cache_key(loaded, dataset, extra: str = "") -> str:
-    parts = [CACHE_VERSION, loaded.weights_id, dataset.cache_key, repr(loaded.preprocess), extra]
+def image_tower(loaded, encoder=None):
+    """The module that maps preprocessed images to (unnormalised) features: ``encoder`` if given (a
+    fine-tuned image tower), else the loaded model's ``visual`` tower."""
+    return encoder if encoder is not None else loaded.model.visual
+
+
+def cache_key(loaded, dataset, extra: str = "", encoder=None) -> str:
+    from .models import weights_hash
+
+    weights = loaded.weights_id if encoder is None else "encoder:" + weights_hash(encoder)
+    parts = [CACHE_VERSION, weights, dataset.cache_key, repr(loaded.preprocess), extra]
     return hashlib.blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
 
 
@@ -41,51 +52,76 @@ def feature_cache_path(key: str) -> Path:
     return paths.cache_dir() / "features" / f"{key}.pt"
 
 
-def extract_features(loaded, dataset, *, batch_size: int = 256, cache: bool = True,
-                     progress: bool = True, desc: str | None = None) -> FeatureSet:
-    """Encode every image of ``dataset`` with ``loaded.model`` (cached on disk when ``cache``)."""
+def extract_features(loaded, dataset, *, batch_size: int = 256, cache: bool = True, progress: bool = True,
+                     desc: str | None = None, encoder=None, local: bool = False) -> FeatureSet:
+    """Encode every image of ``dataset`` (cached on disk when ``cache``).
+
+    ``encoder`` replaces the loaded model's image tower (e.g. a fine-tuned copy; its weights hash is part
+    of the cache key). ``local=True`` also returns GL-MCM local features (raises
+    :class:`~clipstudy.local_features.LocalFeaturesUnsupported` for towers without them).
+    """
     import torch
 
-    key = cache_key(loaded, dataset)
+    key = cache_key(loaded, dataset, "local" if local else "", encoder)
     path = feature_cache_path(key)
     if cache and path.exists():
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
-            return FeatureSet(blob["features"], blob["labels"], tuple(blob["classnames"]), key, {"cached": True})
+            return FeatureSet(blob["features"], blob["labels"], tuple(blob["classnames"]), key, {"cached": True},
+                              blob.get("local"))
         except Exception:  # corrupt or truncated file from an old crash: recompute it
             path.unlink(missing_ok=True)
-    feats, labels = _encode(loaded, dataset, batch_size, progress, desc or f"features {dataset.name}")
-    fs = FeatureSet(feats, labels, tuple(dataset.classnames), key, {"cached": False})
+    tower = image_tower(loaded, encoder)
+    feats, labels, loc = _encode(loaded, tower, dataset, batch_size, progress, desc or f"features {dataset.name}",
+                                 local)
+    fs = FeatureSet(feats, labels, tuple(dataset.classnames), key, {"cached": False}, loc)
     if cache:
-        torch_save({"features": feats, "labels": labels, "classnames": list(fs.classnames)}, path)
+        blob = {"features": feats, "labels": labels, "classnames": list(fs.classnames)}
+        if local:
+            blob["local"] = loc
+        torch_save(blob, path)
     return fs
 
 
-def _encode(loaded, dataset, batch_size: int, progress: bool, desc: str):
+def _encode(loaded, tower, dataset, batch_size: int, progress: bool, desc: str, local: bool):
     import torch
     import torch.nn.functional as F
     from tqdm.auto import tqdm
 
     loader = torch.utils.data.DataLoader(_Transformed(dataset, loaded.preprocess), batch_size=batch_size,
                                          shuffle=False, num_workers=0)
-    out, labels = [], []
+    out, labels, locs = [], [], []
+    was_training = tower.training
+    tower.eval()
     with torch.no_grad():
         for images, y in tqdm(loader, desc=desc, disable=not progress, leave=False):
-            out.append(F.normalize(encode_images(loaded.model, images.to(loaded.device)), dim=-1).float().cpu())
+            g, loc = encode_images(tower, images.to(loaded.device), local=True) if local else (
+                encode_images(tower, images.to(loaded.device)), None)
+            out.append(F.normalize(g, dim=-1).cpu())
+            if local:
+                locs.append(F.normalize(loc, dim=-1).half().cpu())
             labels.append(y)
-    return torch.cat(out), torch.cat(labels).long()
+    tower.train(was_training)
+    return torch.cat(out), torch.cat(labels).long(), (torch.cat(locs) if local else None)
 
 
-def encode_images(model, images):
-    """``model.encode_image`` with bf16 autocast on CPU (2-4x faster there) and fp32 output."""
+def encode_images(tower, images, local: bool = False):
+    """Features of ``images`` from an image tower, with bf16 autocast on CPU (2-4x faster there) and fp32
+    output: ``global`` or, with ``local=True``, ``(global, local)``. Accepts a CLIP model (its ``visual``
+    tower is used) for backward compatibility."""
+    import contextlib
+
     import torch
 
-    if images.device.type == "cpu":
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            return model.encode_image(images).float()
-    return model.encode_image(images).float()
+    from .local_features import encode_global_local
 
-
+    tower = getattr(tower, "visual", tower)
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if images.device.type == "cpu" else contextlib.nullcontext()
+    with ctx:
+        if local:
+            g, loc = encode_global_local(tower, images)
+            return g.float(), loc.float()
+        return tower(images).float()
 class _Transformed:
     """Applies the model's preprocessing to a dataset's raw (PIL) images."""
 

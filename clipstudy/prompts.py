@@ -29,6 +29,19 @@ def imagenet_templates() -> tuple[str, ...]:
 TEMPLATES.register("imagenet80", obj=imagenet_templates)
 
 
+@functools.lru_cache(maxsize=None)
+def world_templates() -> tuple[str, ...]:
+    """The embedded world's analogue of the 80 ImageNet templates: every domain phrase of the world's
+    caption vocabulary (``world/captions.json``: "a photo of", "a pencil sketch of", ...) as
+    ``"{phrase} a {}."`` — the 80 ImageNet templates use words the embedded text tower never saw."""
+    from .world.captions import VOCAB
+
+    return tuple(f"{dp} a {{}}." for phrases in VOCAB["domain_phrases"].values() for dp in phrases)
+
+
+TEMPLATES.register("world", obj=world_templates)
+
+
 def get_templates(name_or_list: str | Sequence[str]) -> tuple[str, ...]:
     """A registered template set by name, or a literal list of templates with one ``{}`` each."""
     if isinstance(name_or_list, str):

@@ -113,6 +113,31 @@ class ResultStore:
             record = _read_record(self.path_for(spec))
         return record["metrics"]
 
+    def put_arrays(self, spec: Mapping[str, Any], arrays: Mapping[str, Any]) -> Path:
+        """Keep a cell's arrays (e.g. similarity matrices for histograms) next to its JSON, as a compressed
+        ``.npz`` written atomically. Keys may contain ``/``."""
+        import numpy as np
+
+        path = self.path_for(spec).with_suffix(".npz")
+        with io.atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
+        return path
+
+    def get_arrays(self, spec: Mapping[str, Any]) -> dict:
+        """The arrays of a cell (``{}`` if none were kept or the file is unreadable)."""
+        import numpy as np
+
+        path = self.path_for(spec).with_suffix(".npz")
+        if not path.exists():
+            return {}
+        try:
+            with np.load(path) as data:
+                return {k: data[k] for k in data.files}
+        except (OSError, ValueError) as e:
+            warnings.warn(f"unreadable arrays {path} ({e})", stacklevel=2)
+            return {}
+
     def load(self):
         return load(self.root)
 

@@ -1,0 +1,262 @@
+"""Ming & Li, "How does fine-tuning impact out-of-distribution detection for vision-language models?"
+(IJCV 2023): OOD scores before and after few-shot fine-tuning.
+
+Protocol (papers.md §1.3, reconstructed where the paper's is not known): a method is trained on ``K``
+shots per ID class (CoOp sampling, several seeds), then every registered OOD scorer (higher = more ID,
+:mod:`clipstudy.scores`) is computed from the method's class similarities on the ID test set and on each
+OOD set, and AUROC / FPR95 / AUPR-In / AUPR-Out are computed with ID as the positive class (MCM's
+``get_measures``, :func:`clipstudy.metrics.ood_metrics`). Covariate-shift sets (ID classes in another
+domain) are scored the same way but reported separately: they should *not* be flagged as OOD.
+
+One result cell per (method, shots, seed) holds the metrics of the trained method (and of its WiSE-FT
+interpolations), the MCM temperature sweep and the ID accuracy; its similarity matrices are kept next to
+it (``.npz``) for score histograms. Cells are skipped when present, so an interrupted study resumes.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..experiment import (Outputs, TrainSet, cell_spec, checkpoint_path, dataset_from_spec, few_shot_set,
+                          get_recipe, local_similarities, method_outputs, train_method, wise_variants)
+
+DEFAULT_SCORERS = ("mcm", "msp", "max_logit", "energy", "entropy", "variance", "mahalanobis", "knn", "gl_mcm")
+DEFAULT_TEMPERATURES = tuple(float(t) for t in np.round(np.logspace(-2, 1, 13), 6))
+HIST_SCORERS = ("mcm", "msp")
+
+
+@dataclass(frozen=True)
+class OODStudy:
+    """Everything that defines the study; every field is part of each cell's spec.
+
+    ``train``, ``id_test`` and each entry of ``ood`` / ``shift`` are dataset specs for
+    :func:`clipstudy.experiment.dataset_from_spec`; ``methods`` are recipe names
+    (``data/resources/recipes.json``) trained at ``scale``; ``recipe_overrides`` maps a recipe name to
+    settings that replace its defaults (e.g. ``{"coop": {"max_steps": 100}}``). ``scorer_params`` maps a
+    scorer to its parameters (MSP's logit scale is always the model's own).
+    """
+
+    model: str = "embedded"
+    pretrained: str = ""
+    data_root: str = ""
+    device: str = "cpu"
+    scale: str = "embedded"
+    methods: tuple = ("zeroshot", "coop")
+    shots: tuple = (1, 2, 4, 8, 16)
+    seeds: tuple = (1, 2, 3)
+    scorers: tuple = DEFAULT_SCORERS
+    scorer_params: Mapping[str, Mapping] = field(default_factory=dict)
+    temperatures: tuple = DEFAULT_TEMPERATURES
+    train: Mapping[str, Any] = field(default_factory=dict)
+    id_test: Mapping[str, Any] = field(default_factory=dict)
+    ood: Mapping[str, Mapping] = field(default_factory=dict)
+    shift: Mapping[str, Mapping] = field(default_factory=dict)
+    recipe_overrides: Mapping[str, Mapping] = field(default_factory=dict)
+
+    def __post_init__(self):
+        from ..scores import SCORERS
+
+        for name in self.scorers:
+            SCORERS.get(name)  # unknown scorers list the valid ones
+        if not self.ood:
+            raise ConfigError("the OOD study needs at least one OOD set (ood={name: dataset spec})")
+        for k in self.shots:
+            if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+                raise ConfigError(f"shots must be positive integers, got {k!r}")
+        unknown = sorted(set(self.recipe_overrides) - set(self.methods))
+        if unknown:
+            raise ConfigError(f"recipe_overrides names {unknown}, which are not among methods {list(self.methods)}")
+        for name in self.methods:
+            self.recipe(name)  # unknown recipes or settings fail before anything runs
+
+    def recipe(self, name: str):
+        return get_recipe(name, self.scale, **dict(self.recipe_overrides.get(name, {})))
+
+
+@dataclass
+class StudyData:
+    loaded: Any
+    pool: Any
+    id_test: Any
+    ood: dict
+    shift: dict
+    classnames: tuple
+
+
+def load_study_data(study: OODStudy, progress: bool = True) -> StudyData:
+    """Load the model and build every dataset (errors name what is missing before any training)."""
+    from ..models import load_model
+
+    loaded = load_model(study.model, study.pretrained, device=study.device)
+    root = study.data_root or None
+    pool = dataset_from_spec(study.train, root)
+    id_test = dataset_from_spec(study.id_test, root)
+    if tuple(pool.classnames) != tuple(id_test.classnames):
+        raise ConfigError("the training pool and the ID test set must have the same classes in the same order")
+    ood = {name: dataset_from_spec(spec, root) for name, spec in study.ood.items()}
+    shift = {name: dataset_from_spec(spec, root) for name, spec in study.shift.items()}
+    for name, ds in {**ood, **shift}.items():
+        if len(ds) == 0:
+            raise ConfigError(f"evaluation set {name!r} is empty")
+    return StudyData(loaded, pool, id_test, ood, shift, tuple(id_test.classnames))
+
+
+def run_ood_study(study: OODStudy, store=None, progress: bool = True, data: StudyData | None = None):
+    """Fill one result cell per (method, shots, seed); return the tidy tables (:class:`OODResults`)."""
+    from tqdm.auto import tqdm
+
+    from ..results import ResultStore
+
+    store = store or ResultStore()
+    data = data or load_study_data(study, progress)
+    local_reason = _local_reason(study, data)
+    cells = [(m, k, s) for m in study.methods for k in study.shots for s in study.seeds]
+    records = []
+    for name, shots, seed in tqdm(cells, desc="OOD study cells", disable=not progress):
+        recipe = study.recipe(name)
+        train = few_shot_set(data.pool, shots, seed)
+        spec = _spec(study, data, recipe, train, seed)
+        metrics = store.run(spec, lambda: _run_cell(study, data, recipe, train, seed, spec, store, local_reason,
+                                                    progress))
+        records.append((spec, metrics))
+    if local_reason:
+        print(f"gl_mcm skipped: {local_reason}")
+    return OODResults.from_records(records, store)
+
+
+def _local_reason(study: OODStudy, data: StudyData) -> str | None:
+    from ..local_features import local_support
+
+    if "gl_mcm" not in study.scorers:
+        return None
+    return local_support(data.loaded.model.visual)
+
+
+def _spec(study: OODStudy, data: StudyData, recipe, train: TrainSet, seed: int) -> dict:
+    sets = {"id_test": data.id_test.cache_key, **{f"ood:{k}": v.cache_key for k, v in data.ood.items()},
+            **{f"shift:{k}": v.cache_key for k, v in data.shift.items()}}
+    protocol = {k: v for k, v in asdict(study).items() if k in ("scorers", "scorer_params", "temperatures")}
+    return cell_spec(data.loaded, recipe, train, seed, experiment="ood", eval_sets=sets, **protocol)
+
+
+def _run_cell(study, data, recipe, train, seed, spec, store, local_reason, progress) -> dict:
+    t0 = time.time()
+    method, history, theta0 = train_method(data.loaded, recipe, train, data.classnames, seed,
+                                           checkpoint=checkpoint_path(spec), progress=progress)
+    train_seconds = time.time() - t0
+    variants, arrays = [], {}
+    todo = [(recipe.label, 1.0, method)]
+    if recipe.wise_alphas:
+        todo += [("wise_ft" if recipe.method == "finetune" else f"{recipe.label}_wise", a, m)
+                 for a, m in wise_variants(method, theta0, recipe.wise_alphas)]
+    for i, (label, alpha, m) in enumerate(todo):
+        row, sims = evaluate_variant(study, data, m, train, local_reason is None and "gl_mcm" in study.scorers,
+                                     progress)
+        variants.append({"variant": label, "alpha": alpha, **row})
+        arrays.update({f"v{i}/{k}": v for k, v in sims.items()})
+    store.put_arrays(spec, arrays)
+    return {"variants": variants, "history": history, "train_seconds": round(train_seconds, 2),
+            "seconds": round(time.time() - t0, 2)}
+
+
+def evaluate_variant(study: OODStudy, data: StudyData, method, train: TrainSet, local: bool, progress: bool):
+    """Accuracy, OOD metrics of every scorer on every OOD/shift set and the MCM temperature sweep of one
+    trained method; also the similarity matrices (float16) kept for figures."""
+    loaded = data.loaded
+    out_id = method_outputs(method, loaded, data.id_test, name="id", local=local, progress=progress)
+    others = {name: method_outputs(method, loaded, ds, name=name, local=local, progress=progress)
+              for name, ds in {**data.ood, **data.shift}.items()}
+    fit = train.features(loaded, encoder=method.encoder, progress=progress).numpy()
+    scores = {name: score_all(study, method, o, fit, train.labels) for name, o in {"id": out_id, **others}.items()}
+    rows = []
+    for name in others:
+        group = "ood" if name in data.ood else "shift"
+        rows += [{"set": name, "group": group, "scorer": s, **_metrics(scores["id"][s], scores[name][s])}
+                 for s in scores["id"]]
+    sweep = [{"set": name, "T": t, **_metrics(_mcm(out_id.sims, t), _mcm(o.sims, t))}
+             for name, o in others.items() for t in study.temperatures]
+    row = {"id_accuracy": out_id.accuracy, "ood": rows, "temperature_sweep": sweep,
+           "shift_accuracy": {n: others[n].accuracy for n in data.shift}}
+    sims = {f"{n}/sims": o.sims.astype(np.float16) for n, o in {"id": out_id, **others}.items()}
+    sims["id/labels"] = out_id.labels
+    sims.update({f"{n}/labels": others[n].labels for n in data.shift})
+    return row, sims
+
+
+def score_all(study: OODStudy, method, outputs: Outputs, fit_features, fit_labels) -> dict[str, np.ndarray]:
+    """Every scorer of the study on one set's outputs (higher = more ID)."""
+    from ..scores import SCORERS, score
+
+    out = {}
+    for name in study.scorers:
+        params = dict(study.scorer_params.get(name, {}))
+        needs = SCORERS.meta(name)["needs"]
+        if name == "msp":
+            params["logit_scale"] = float(method.scale)
+        if needs == "similarities":
+            out[name] = score(name, sims=outputs.sims, **params)
+        elif needs == "features":
+            out[name] = score(name, features=outputs.features.numpy(), fit_features=fit_features,
+                              fit_labels=fit_labels, **params)
+        elif outputs.local is not None:
+            out[name] = np.concatenate([score(name, sims=outputs.sims[rows], local_sims=loc, **params)
+                                        for rows, loc in local_similarities(method, outputs)])
+    return out
+
+
+def _mcm(sims, T):
+    from ..scores import mcm
+
+    return mcm(sims, T=T)
+
+
+def _metrics(id_scores, ood_scores) -> dict:
+    from ..metrics import ood_metrics
+
+    return {k: float(v) for k, v in ood_metrics(id_scores, ood_scores).items()}
+
+
+@dataclass
+class OODResults:
+    """The study's cells as tidy DataFrames.
+
+    ``ood``: method, variant, alpha, shots, seed, set, group (ood | shift), scorer, auroc, fpr95,
+    aupr_in, aupr_out. ``accuracy``: method, variant, alpha, shots, seed, id_accuracy and one
+    ``shift_accuracy.<set>`` column per shift set. ``sweep``: the MCM temperature sweep (T, auroc, fpr95,
+    ...). :meth:`sims` reads a cell's similarity matrices back.
+    """
+
+    ood: Any
+    accuracy: Any
+    sweep: Any
+    cells: list
+    store: Any
+
+    @classmethod
+    def from_records(cls, records, store) -> "OODResults":
+        import pandas as pd
+
+        ood, acc, sweep, cells = [], [], [], []
+        for spec, metrics in records:
+            for i, v in enumerate(metrics["variants"]):
+                key = {"method": spec["method"], "variant": v["variant"], "alpha": v["alpha"],
+                       "shots": spec["shots"], "seed": spec["seed"]}
+                cells.append({**key, "spec": spec, "index": i})
+                acc.append({**key, "id_accuracy": v["id_accuracy"],
+                            **{f"shift_accuracy.{k}": a for k, a in v["shift_accuracy"].items()}})
+                ood += [{**key, **r} for r in v["ood"]]
+                sweep += [{**key, **r} for r in v["temperature_sweep"]]
+        return cls(pd.DataFrame(ood), pd.DataFrame(acc), pd.DataFrame(sweep), cells, store)
+
+    def sims(self, variant: str, shots: int, seed: int) -> dict[str, np.ndarray]:
+        """The similarity matrices (``<set>/sims``) and labels of one variant's cell."""
+        for c in self.cells:
+            if (c["variant"], c["shots"], c["seed"]) == (variant, shots, seed):
+                arrays = self.store.get_arrays(c["spec"])
+                prefix = f"v{c['index']}/"
+                return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+        raise KeyError(f"no cell for variant={variant!r}, shots={shots}, seed={seed}")
