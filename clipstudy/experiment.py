@@ -4,7 +4,7 @@
   "n": 600}`` or ``{"dataset": "imagenet", "split": "val", "max_images": 10000}``), so a study's data is a
   parameter that the embedded and the real path fill differently.
 * :class:`Recipe` says how to train one method (its constructor parameters and optimisation settings);
-  defaults per method live in ``data/resources/recipes.json`` at two scales, ``paper`` (the papers'
+  defaults per method live in ``data/resources/recipes*.json`` at two scales, ``paper`` (the papers'
   settings) and ``embedded`` (the same recipe scaled to the embedded world and a CPU).
 * :func:`train_method` trains one method on a few-shot (or full) training set through the one loop in
   :mod:`clipstudy.train` — on cached frozen features for feature methods, on images for image methods —
@@ -191,8 +191,16 @@ def _thaw(v):
 
 @functools.lru_cache(maxsize=None)
 def _recipe_table() -> dict:
-    raw = read_json(paths.resources_dir() / "recipes.json")
-    return {k: v for k, v in raw.items() if not k.startswith("_")}
+    """Every ``data/resources/recipes*.json`` merged (one file per study; a name defined twice is an error)."""
+    table: dict = {}
+    for path in sorted(paths.resources_dir().glob("recipes*.json")):
+        for name, entry in read_json(path).items():
+            if name.startswith("_"):
+                continue
+            if name in table:
+                raise ConfigError(f"recipe {name!r} is defined twice ({path.name} and an earlier recipes file)")
+            table[name] = entry
+    return table
 
 
 def list_recipes() -> list[str]:
