@@ -40,10 +40,15 @@ def image_tower(loaded, encoder=None):
     return encoder if encoder is not None else loaded.model.visual
 
 
-def cache_key(loaded, dataset, extra: str = "", encoder=None) -> str:
+def weights_key(loaded, encoder=None) -> str:
+    """The weights part of a cache key: the loaded model's hash, or the hash of a replacement tower."""
     from .models import weights_hash
 
-    weights = loaded.weights_id if encoder is None else "encoder:" + weights_hash(encoder)
+    return loaded.weights_id if encoder is None else "encoder:" + weights_hash(encoder)
+
+
+def cache_key(loaded, dataset, extra: str = "", encoder=None, weights: str | None = None) -> str:
+    weights = weights or weights_key(loaded, encoder)
     parts = [CACHE_VERSION, weights, dataset.cache_key, repr(loaded.preprocess), extra]
     return hashlib.blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
 
@@ -62,15 +67,20 @@ def extract_features(loaded, dataset, *, batch_size: int = 256, cache: bool = Tr
     """
     import torch
 
-    key = cache_key(loaded, dataset, "local" if local else "", encoder)
+    weights = weights_key(loaded, encoder)
+    key = cache_key(loaded, dataset, "local" if local else "", weights=weights)
     path = feature_cache_path(key)
-    if cache and path.exists():
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-            return FeatureSet(blob["features"], blob["labels"], tuple(blob["classnames"]), key, {"cached": True},
-                              blob.get("local"))
-        except Exception:  # corrupt or truncated file from an old crash: recompute it
-            path.unlink(missing_ok=True)
+    if cache:
+        # a local-feature entry holds the global features too, so it also serves plain requests
+        candidates = [path] if local else [path, feature_cache_path(cache_key(loaded, dataset, "local",
+                                                                              weights=weights))]
+        for candidate in (c for c in candidates if c.exists()):
+            try:
+                blob = torch.load(candidate, map_location="cpu", weights_only=True)
+                return FeatureSet(blob["features"], blob["labels"], tuple(blob["classnames"]), key,
+                                  {"cached": True}, blob.get("local") if local else None)
+            except Exception:  # corrupt or truncated file from an old crash: recompute it
+                candidate.unlink(missing_ok=True)
     tower = image_tower(loaded, encoder)
     feats, labels, loc = _encode(loaded, tower, dataset, batch_size, progress, desc or f"features {dataset.name}",
                                  local)

@@ -56,19 +56,19 @@ def get_templates(name_or_list: str | Sequence[str]) -> tuple[str, ...]:
     return templates
 
 
-def zeroshot_head(loaded, classnames: Sequence[str], templates="photo", batch_size: int = 256):
-    """Class text features ``[K, d]`` (unit norm) from a template ensemble; no gradients."""
+def zeroshot_head(loaded, classnames: Sequence[str], templates="photo", batch_size: int = 512):
+    """Class text features ``[K, d]`` (unit norm) from a template ensemble; no gradients.
+
+    Every (class, template) prompt is encoded in batches of ``batch_size`` (one text-tower call per
+    batch, not per class), then each prompt feature is L2-normalised, averaged over the templates of its
+    class and normalised again (papers.md §0.2)."""
     import torch
     import torch.nn.functional as F
 
     temps = get_templates(templates)
-    model = loaded.model
-    heads = []
+    texts = [t.format(name) for name in classnames for t in temps]
     with torch.no_grad():
-        for name in classnames:
-            texts = [t.format(name) for t in temps]
-            feats = torch.cat(
-                [model.encode_text(loaded.tokenize(texts[i : i + batch_size])) for i in range(0, len(texts), batch_size)]
-            )
-            heads.append(F.normalize(F.normalize(feats.float(), dim=-1).mean(0), dim=-1))
-    return torch.stack(heads)
+        feats = torch.cat([loaded.model.encode_text(loaded.tokenize(texts[i:i + batch_size])).float()
+                           for i in range(0, len(texts), batch_size)])
+    feats = F.normalize(feats, dim=-1).view(len(classnames), len(temps), -1).mean(1)
+    return F.normalize(feats, dim=-1)

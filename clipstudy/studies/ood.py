@@ -21,6 +21,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import ConfigError
+from ..registry import Registry
 from ..experiment import (Outputs, TrainSet, cell_spec, checkpoint_path, dataset_from_spec, few_shot_set,
                           get_recipe, local_similarities, method_outputs, train_method, wise_variants)
 
@@ -102,6 +103,10 @@ def load_study_data(study: OODStudy, progress: bool = True) -> StudyData:
     for name, ds in {**ood, **shift}.items():
         if len(ds) == 0:
             raise ConfigError(f"evaluation set {name!r} is empty")
+    for name, ds in shift.items():
+        if tuple(ds.classnames) != tuple(id_test.classnames):
+            raise ConfigError(f"covariate-shift set {name!r} must have the ID classes in the ID order "
+                              f"({len(ds.classnames)} classes vs {len(id_test.classnames)})")
     return StudyData(loaded, pool, id_test, ood, shift, tuple(id_test.classnames))
 
 
@@ -125,7 +130,7 @@ def run_ood_study(study: OODStudy, store=None, progress: bool = True, data: Stud
         records.append((spec, metrics))
     if local_reason:
         print(f"gl_mcm skipped: {local_reason}")
-    return OODResults.from_records(records, store)
+    return OODResults.from_records(records, store, logit_scale=data.loaded.logit_scale)
 
 
 def _local_reason(study: OODStudy, data: StudyData) -> str | None:
@@ -235,9 +240,15 @@ class OODResults:
     sweep: Any
     cells: list
     store: Any
+    logit_scale: float = 100.0
+
+    @property
+    def msp_temperature(self) -> float:
+        """MSP is MCM at this temperature: one over the model's logit scale."""
+        return 1.0 / self.logit_scale
 
     @classmethod
-    def from_records(cls, records, store) -> "OODResults":
+    def from_records(cls, records, store, logit_scale: float = 100.0) -> "OODResults":
         import pandas as pd
 
         ood, acc, sweep, cells = [], [], [], []
@@ -250,7 +261,7 @@ class OODResults:
                             **{f"shift_accuracy.{k}": a for k, a in v["shift_accuracy"].items()}})
                 ood += [{**key, **r} for r in v["ood"]]
                 sweep += [{**key, **r} for r in v["temperature_sweep"]]
-        return cls(pd.DataFrame(ood), pd.DataFrame(acc), pd.DataFrame(sweep), cells, store)
+        return cls(pd.DataFrame(ood), pd.DataFrame(acc), pd.DataFrame(sweep), cells, store, float(logit_scale))
 
     def sims(self, variant: str, shots: int, seed: int) -> dict[str, np.ndarray]:
         """The similarity matrices (``<set>/sims``) and labels of one variant's cell."""
@@ -260,3 +271,111 @@ class OODResults:
                 prefix = f"v{c['index']}/"
                 return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
         raise KeyError(f"no cell for variant={variant!r}, shots={shots}, seed={seed}")
+
+
+# --------------------------------------------------------------------------- benchmarks
+
+BENCHMARKS = Registry("OOD benchmark")
+"""Named benchmarks: each builds the study's dataset specs (``train``, ``id_test``, ``ood``, ``shift``)."""
+
+
+def ood_benchmark(name: str, **sizes) -> dict:
+    """Dataset specs ``{"train", "id_test", "ood", "shift"}`` of a named benchmark (``world`` or
+    ``imagenet``); unknown names list the valid ones. ``sizes`` go to the benchmark's builder."""
+    return BENCHMARKS.get(name)(**sizes)
+
+
+@BENCHMARKS.register("world")
+def world_benchmark(n_train: int = 1200, n_test: int = 900, n_ood: int = 450, shift_domains=("painting",),
+                    id_domain: str = "photo", seed: int = 0) -> dict:
+    """The embedded analogue of ImageNet vs MCM's OOD sets.
+
+    ID = the world's 30 ID classes in ``id_domain`` (training pool: ``n_train`` images of the train split,
+    so every class has well over 16 shots; test: ``n_test`` images). OOD sets: ``near_ood`` (8 sibling
+    shapes of ID classes, e.g. heptagon next to hexagon), ``far_ood`` (8 object icons), ``texture`` (no
+    object, only a pattern or background: the Textures analogue). Shift sets: the ID classes in each of
+    ``shift_domains`` (covariate shift, reported separately). Each set draws from its own seed.
+    """
+    def world(split, n, s, **kw):
+        return {"dataset": "world", "split": split, "n": int(n), "seed": seed + s, **kw}
+
+    return {
+        "train": world("train", n_train, 0, classes="id", domain=id_domain),
+        "id_test": world("test", n_test, 0, classes="id", domain=id_domain),
+        "ood": {"near_ood": world("test", n_ood, 1, classes="near_ood", domain=id_domain),
+                "far_ood": world("test", n_ood, 2, classes="far_ood", domain=id_domain),
+                "texture": world("test", n_ood, 3, kind="texture_only")},
+        "shift": {d: world("test", n_ood, 10 + i, classes="id", domain=d) for i, d in enumerate(shift_domains)},
+    }
+
+
+@BENCHMARKS.register("imagenet")
+def imagenet_benchmark(n_test: int | None = None, n_ood: int | None = None, shift_domains=("imagenet_sketch",),
+                       seed: int = 0, **_ignored) -> dict:
+    """MCM's ImageNet protocol (papers.md §1.3): few shots from ImageNet train, ID test = ImageNet val,
+    OOD = the iNaturalist / SUN / Places / Textures subsets of MOS (folders under ``data_root``), shift =
+    ImageNet variants with the same classes (e.g. ``imagenet_sketch``, ``imagenet_v2``). ``n_test`` /
+    ``n_ood`` keep seeded subsets (``None``: every image)."""
+    def cap(spec, n):
+        return {**spec, "max_images": int(n), "subset_seed": seed} if n else spec
+
+    return {
+        "train": {"dataset": "imagenet", "split": "train"},
+        "id_test": cap({"dataset": "imagenet", "split": "val"}, n_test),
+        "ood": {name: cap({"dataset": name}, n_ood) for name in ("inaturalist", "sun", "places", "textures")},
+        "shift": {d: cap({"dataset": d}, n_ood) for d in shift_domains},
+    }
+
+
+# --------------------------------------------------------------------------- key numbers and claims
+
+def key_numbers(res: "OODResults") -> dict:
+    """The numbers the notebook records and its verdicts read, at the largest shot count (mean over seeds;
+    AUROC also averaged over OOD sets). Keys: ``<variant>_id_accuracy``, ``auroc_<scorer>_<variant>``,
+    ``shift_auroc_mcm_<variant>``, ``scorer_spread_<variant>`` (best minus worst scorer's AUROC),
+    ``mcm_rank_<variant>`` (MCM's rank among the scorers, 1 = best), ``msp_temperature``."""
+    shots = int(res.accuracy["shots"].max())
+    acc = res.accuracy[res.accuracy.shots == shots].groupby("variant")["id_accuracy"].mean()
+    o = res.ood[res.ood.shots == shots]
+    ood = o[o.group == "ood"].groupby(["variant", "scorer"])["auroc"].mean()
+    out = {"shots": shots, "msp_temperature": res.msp_temperature}
+    out.update({f"{v}_id_accuracy": float(a) for v, a in acc.items()})
+    out.update({f"auroc_{s}_{v}": float(a) for (v, s), a in ood.items()})
+    for v, g in ood.groupby(level="variant"):
+        g = g.droplevel("variant")
+        out[f"scorer_spread_{v}"] = float(g.max() - g.min())
+        if "mcm" in g:
+            out[f"mcm_rank_{v}"] = int((g > g["mcm"]).sum()) + 1
+    shift = o[(o.group == "shift") & (o.scorer == "mcm")].groupby("variant")["auroc"].mean()
+    out.update({f"shift_auroc_mcm_{v}": float(a) for v, a in shift.items()})
+    return out
+
+
+def verdicts(numbers: dict, best_t: dict | None = None) -> dict[str, str]:
+    """One sentence per claim of Ming & Li (papers.md §1.1), saying whether these numbers support it."""
+    n, out = numbers, {}
+    variants = sorted({k.split("_id_accuracy")[0] for k in n if k.endswith("_id_accuracy")})
+    spreads = {v: n[f"scorer_spread_{v}"] for v in variants if f"scorer_spread_{v}" in n}
+    if spreads:
+        v = max(spreads, key=spreads.get)
+        out["score_choice"] = (f"{'Supported' if spreads[v] >= 0.05 else 'Not supported'}: the AUROC gap between "
+                               f"the best and worst score reaches {spreads[v]:.3f} ({v}); the score choice "
+                               f"{'matters' if spreads[v] >= 0.05 else 'barely matters'} after fine-tuning.")
+    ranks = {v: n[f"mcm_rank_{v}"] for v in variants if f"mcm_rank_{v}" in n}
+    if ranks:
+        top = [v for v, r in ranks.items() if r <= 3]
+        out["mcm_promising"] = (f"{'Supported' if len(top) >= len(ranks) / 2 else 'Not supported'}: MCM (T = 1) "
+                                f"ranks in the top 3 scores for {len(top)} of {len(ranks)} methods "
+                                f"(ranks: {', '.join(f'{v} {r}' for v, r in sorted(ranks.items()))}).")
+    if "auroc_mcm_coop" in n and "auroc_mcm_zeroshot" in n:
+        d = n["auroc_mcm_coop"] - n["auroc_mcm_zeroshot"]
+        dm = n.get("auroc_msp_coop", np.nan) - n.get("auroc_msp_zeroshot", np.nan)
+        out["prompt_learning"] = (f"{'Supported' if d > 0 else 'Not supported'}: CoOp changes the mean OOD AUROC "
+                                  f"by {d:+.3f} with MCM and {dm:+.3f} with MSP relative to zero-shot "
+                                  f"({n['shots']} shots).")
+    if best_t:
+        txt = ", ".join(f"{v} T* = {t:g}" for v, (t, _) in best_t.items())
+        moved = len({t for t, _ in best_t.values()}) > 1
+        out["temperature"] = (f"The best MCM temperature {'moves' if moved else 'does not move'} after "
+                              f"fine-tuning ({txt}).")
+    return out
