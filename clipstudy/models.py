@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -274,16 +275,33 @@ def _quiet_open_clip():
         root.setLevel(level)
 
 
+_HASHES: "weakref.WeakKeyDictionary" = None
+
+
 def weights_hash(model) -> str:
-    """A short content hash of a model's state dict (names, shapes, dtypes and values)."""
+    """A short content hash of a model's state dict (names, shapes, dtypes and values).
+
+    Hashing every byte costs ~0.1 s for the embedded model, and feature caches ask for it on every call,
+    so the result is remembered per model together with a fingerprint of its tensors (object ids and
+    PyTorch's in-place version counters, which any optimizer step, ``copy_`` or ``load_state_dict``
+    advances): a changed weight always changes the fingerprint and forces a fresh hash."""
+    global _HASHES
     import torch
 
+    state = model.state_dict(keep_vars=True)
+    fingerprint = tuple((k, id(t), t._version) for k, t in state.items())
+    if _HASHES is None:
+        _HASHES = weakref.WeakKeyDictionary()
+    cached = _HASHES.get(model)
+    if cached is not None and cached[0] == fingerprint:
+        return cached[1]
     h = hashlib.blake2b(digest_size=12)
-    for key, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().cpu().contiguous().reshape(-1)
+    for key in sorted(state):
+        t = state[key].detach().cpu().contiguous().reshape(-1)
         h.update(f"{key}:{tuple(t.shape)}:{t.dtype}".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
+    _HASHES[model] = (fingerprint, h.hexdigest())
+    return _HASHES[model][1]
 
 
 def save_weights(model, path: str | Path, *, half: bool = True, metadata: dict | None = None) -> Path:

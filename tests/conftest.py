@@ -9,9 +9,15 @@ import pytest
 
 
 @pytest.fixture
-def run_notebook(tmp_path):
-    """Execute a notebook of notebooks/manifest.yaml (smoke profile) under tmp_path; return its records."""
+def run_notebook(tmp_path, monkeypatch):
+    """Execute a notebook of notebooks/manifest.yaml (smoke profile) under tmp_path; return its records.
+
+    Result cells and trained checkpoints go to tmp_path (the kernel inherits the environment), so every
+    test computes its numbers afresh; the feature cache stays shared (it is keyed by content)."""
     from clipstudy.notebook import run_manifest_notebook
+
+    monkeypatch.setenv("CLIPSTUDY_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("CLIPSTUDY_CHECKPOINTS", str(tmp_path / "checkpoints"))
 
     def run(name, profile="smoke", **kwargs):
         return run_manifest_notebook(name, tmp_path, profile=profile, **kwargs)

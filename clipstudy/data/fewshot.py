@@ -11,12 +11,14 @@ def few_shot_indices(targets, k: int, seed: int, classnames: Sequence[str] | Non
     ``random.Random(seed)``, so the split depends only on ``(targets, k, seed)``.
 
     Unlike Dassl, which silently keeps every item of a class with fewer than ``k``, this raises
-    ``ValueError`` naming the class and its count. Returns an ``int64`` array, class by class, each
-    class's indices in sampling order.
+    ``ConfigError`` (a ``ValueError``) naming the class, its count and the largest valid k. Returns an
+    ``int64`` array, class by class, each class's indices in sampling order.
     """
     import random
 
     import numpy as np
+
+    from ..errors import ConfigError
 
     targets = np.asarray(targets)
     if targets.ndim != 1:
@@ -29,6 +31,7 @@ def few_shot_indices(targets, k: int, seed: int, classnames: Sequence[str] | Non
         items = np.flatnonzero(targets == label).tolist()
         if len(items) < k:
             name = f" ({classnames[int(label)]!r})" if classnames is not None else ""
-            raise ValueError(f"class {int(label)}{name} has only {len(items)} samples, fewer than k={k} shots")
+            raise ConfigError(f"class {int(label)}{name} has only {len(items)} samples, fewer than k={k} shots; "
+                              f"use k <= {np.unique(targets, return_counts=True)[1].min()} or a larger pool")
         out.extend(rng.sample(items, int(k)))
     return np.asarray(out, dtype=np.int64)

@@ -175,8 +175,9 @@ def evaluate_variant(study: OODStudy, data: StudyData, method, train: TrainSet, 
     out_id = method_outputs(method, loaded, data.id_test, name="id", local=local, progress=progress)
     others = {name: method_outputs(method, loaded, ds, name=name, local=local, progress=progress)
               for name, ds in {**data.ood, **data.shift}.items()}
-    fit = train.features(loaded, encoder=method.encoder, progress=progress).numpy()
-    scores = {name: score_all(study, method, o, fit, train.labels) for name, o in {"id": out_id, **others}.items()}
+    fitted = fit_feature_scorers(study, train.features(loaded, encoder=method.encoder, progress=progress).numpy(),
+                                 train.labels)
+    scores = {name: score_all(study, method, o, fitted) for name, o in {"id": out_id, **others}.items()}
     rows = []
     for name in others:
         group = "ood" if name in data.ood else "shift"
@@ -192,8 +193,17 @@ def evaluate_variant(study: OODStudy, data: StudyData, method, train: TrainSet, 
     return row, sims
 
 
-def score_all(study: OODStudy, method, outputs: Outputs, fit_features, fit_labels) -> dict[str, np.ndarray]:
-    """Every scorer of the study on one set's outputs (higher = more ID)."""
+def fit_feature_scorers(study: OODStudy, fit_features, fit_labels) -> dict:
+    """The study's feature-based scorers (Mahalanobis, KNN) fitted once on the training features."""
+    from ..scores import SCORERS
+
+    return {name: SCORERS.get(name)(**dict(study.scorer_params.get(name, {}))).fit(fit_features, fit_labels)
+            for name in study.scorers if SCORERS.meta(name)["needs"] == "features"}
+
+
+def score_all(study: OODStudy, method, outputs: Outputs, fitted: dict) -> dict[str, np.ndarray]:
+    """Every scorer of the study on one set's outputs (higher = more ID); ``fitted`` holds the feature
+    scorers from :func:`fit_feature_scorers`. Local scorers (GL-MCM) run in chunks of images."""
     from ..scores import SCORERS, score
 
     out = {}
@@ -205,8 +215,7 @@ def score_all(study: OODStudy, method, outputs: Outputs, fit_features, fit_label
         if needs == "similarities":
             out[name] = score(name, sims=outputs.sims, **params)
         elif needs == "features":
-            out[name] = score(name, features=outputs.features.numpy(), fit_features=fit_features,
-                              fit_labels=fit_labels, **params)
+            out[name] = fitted[name](outputs.features.numpy())
         elif outputs.local is not None:
             out[name] = np.concatenate([score(name, sims=outputs.sims[rows], local_sims=loc, **params)
                                         for rows, loc in local_similarities(method, outputs)])

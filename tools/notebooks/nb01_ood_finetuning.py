@@ -32,7 +32,7 @@ profile runs the paper's settings on ImageNet with the MCM OOD sets.
 """),
     code("""
 model = "embedded"        # embedded, a clipstudy-* config or any open_clip architecture
-pretrained = ""           # "" = the model's default weights; an open_clip tag or a checkpoint file
+pretrained = ""           # empty: the default weights of the model, or an open_clip tag, or a checkpoint file
 data_root = ""            # real benchmarks: the folder holding imagenet, iNaturalist, SUN, Places, dtd
 device = "cpu"
 benchmark = "world"       # world (embedded) or imagenet (ImageNet vs iNaturalist/SUN/Places/Textures)
@@ -42,10 +42,10 @@ shots = [1, 2, 4, 8, 16]
 seeds = [1, 2, 3]
 scorers = ["mcm", "msp", "max_logit", "energy", "entropy", "variance", "mahalanobis", "knn", "gl_mcm"]
 n_train = 1200            # world: training pool the shots are drawn from
-n_test = 900              # ID test images; imagenet: a seeded subset of val, 0 = all
-n_ood = 450               # images per OOD and shift set; imagenet: 0 = all
+n_test = 900              # ID test images; imagenet: a seeded subset of val, 0 for all
+n_ood = 450               # images per OOD and shift set; imagenet: 0 for all
 shift_domains = ["painting"]   # world domains, or ImageNet variants such as imagenet_sketch
-max_steps = 0             # caps the steps of every trained method; 0 = the recipe budgets
+max_steps = 0             # caps the steps of every trained method; 0 keeps the recipe budgets
 seed = 0                  # seed of the evaluation sets
 out_dir = ""
 figures_dir = ""
