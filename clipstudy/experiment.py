@@ -191,7 +191,11 @@ def _thaw(v):
 
 @functools.lru_cache(maxsize=None)
 def _recipe_table() -> dict:
-    """Every ``data/resources/recipes*.json`` merged (one file per study; a name defined twice is an error)."""
+    """Every ``data/resources/recipes*.json`` merged (one file per study; a name defined twice is an error).
+
+    An entry with ``"extends": "<recipe>"`` is that recipe's entry with its own fields merged over it
+    (dicts such as ``params``, ``paper`` and ``embedded`` merged key by key, recursively; other values
+    replaced), so e.g. ``coop_dor`` is ``coop`` plus a regularizer."""
     table: dict = {}
     for path in sorted(paths.resources_dir().glob("recipes*.json")):
         for name, entry in read_json(path).items():
@@ -200,7 +204,25 @@ def _recipe_table() -> dict:
             if name in table:
                 raise ConfigError(f"recipe {name!r} is defined twice ({path.name} and an earlier recipes file)")
             table[name] = entry
-    return table
+    return {name: _resolve_extends(table, name, ()) for name in table}
+
+
+def _resolve_extends(table: dict, name: str, seen: tuple) -> dict:
+    entry = dict(table[name])
+    parent = entry.pop("extends", None)
+    if parent is None:
+        return entry
+    if parent not in table or parent in seen + (name,):
+        why = "is not a recipe" if parent not in table else "forms a cycle"
+        raise ConfigError(f"recipe {name!r} extends {parent!r}, which {why}")
+    return _deep_merge(_resolve_extends(table, parent, seen + (name,)), entry)
+
+
+def _deep_merge(base: Mapping, over: Mapping) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+    return out
 
 
 def list_recipes() -> list[str]:
@@ -210,7 +232,8 @@ def list_recipes() -> list[str]:
 def get_recipe(name: str, scale: str = "embedded", **overrides) -> Recipe:
     """The recipe ``name`` at ``scale`` (``embedded`` or ``paper``), with ``overrides`` applied.
 
-    A recipe entry holds shared fields and per-scale fields; unknown names list the valid ones.
+    A recipe entry holds shared fields and per-scale fields (a scale's ``params`` are merged key by key over
+    the shared ``params``, recursively); unknown names list the valid ones.
     """
     from .registry import UnknownNameError
 
@@ -221,7 +244,10 @@ def get_recipe(name: str, scale: str = "embedded", **overrides) -> Recipe:
         raise ConfigError(f"unknown scale {scale!r}; valid scales: {', '.join(SCALES)}")
     entry = dict(table[name])
     values = {k: v for k, v in entry.items() if k not in SCALES and not k.startswith("_")}
-    values.update(entry.get(scale, {}))
+    scaled = dict(entry.get(scale, {}))
+    if isinstance(scaled.get("params"), Mapping):
+        scaled["params"] = _deep_merge(values.get("params", {}), scaled["params"])
+    values.update(scaled)
     values.update(overrides)
     values.setdefault("label", name)
     fields = {f.name for f in dataclasses.fields(Recipe)}
@@ -283,6 +309,50 @@ def few_shot_set(pool, shots: int | None, seed: int, *, label_map: Mapping[int, 
     return TrainSet(pool, idx, labels.astype(np.int64), shots)
 
 
+SUBSAMPLES = ("all", "base", "new")
+
+
+def subsample_classes(n_classes: int, subsample: str = "all") -> dict[int, int]:
+    """``{old label: new label}`` of CoOp's base-to-new split (``KaiyangZhou/CoOp``
+    ``datasets/oxford_pets.py::subsample_classes``; papers.md §0.5): labels sorted, the first
+    ``ceil(n/2)`` are ``"base"``, the rest ``"new"``, each relabelled from 0; ``"all"`` keeps every label."""
+    if subsample not in SUBSAMPLES:
+        raise ConfigError(f"unknown class subsample {subsample!r}; valid: {', '.join(SUBSAMPLES)}")
+    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 2:
+        raise ConfigError(f"a base-to-new split needs at least 2 classes, got {n_classes!r}")
+    m = math.ceil(int(n_classes) / 2)
+    kept = {"all": range(n_classes), "base": range(m), "new": range(m, n_classes)}[subsample]
+    return {int(old): i for i, old in enumerate(kept)}
+
+
+class ClassSubset(Subset):
+    """The images of ``dataset`` whose label is in ``label_map``, relabelled (``label_map[old]``) and with
+    ``classnames`` in the new label order: a base or new split of a test set (:func:`subsample_classes`)."""
+
+    def __init__(self, dataset, label_map: Mapping[int, int], name: str | None = None):
+        label_map = {int(k): int(v) for k, v in label_map.items()}
+        if sorted(label_map.values()) != list(range(len(label_map))):
+            raise ConfigError("label_map must map the kept labels onto 0..n-1")
+        targets = np.asarray(dataset.targets)
+        super().__init__(dataset, np.flatnonzero(np.isin(targets, list(label_map))))
+        names = tuple(dataset.classnames)
+        inverse = {v: k for k, v in label_map.items()}
+        self.label_map = label_map
+        self.classnames = tuple(names[inverse[i]] for i in range(len(label_map)))
+        self.targets = np.array([label_map[int(t)] for t in targets[self.indices]], dtype=np.int64)
+        self.domain = name or self.domain
+
+    @property
+    def cache_key(self) -> str:
+        mapping = ",".join(f"{k}:{v}" for k, v in sorted(self.label_map.items()))
+        return f"{self.dataset.cache_key}|classes:{hashlib.blake2b(mapping.encode(), digest_size=8).hexdigest()}"
+
+    def __getitem__(self, i: int) -> dict:
+        item = super().__getitem__(i)
+        item["label"] = self.label_map[int(item["label"])]
+        return item
+
+
 def _names_for(pool, targets):
     names = tuple(pool.classnames)
     return names if len(names) > int(np.max(targets, initial=0)) else None
@@ -293,6 +363,33 @@ def build(loaded, recipe: Recipe, classnames: Sequence[str]):
     from .methods import build_method
 
     return build_method(recipe.method, loaded, classnames, **recipe.kwargs)
+
+
+def transfer_to_classes(method, loaded, recipe: Recipe, classnames: Sequence[str]):
+    """The trained ``method`` rebuilt for other ``classnames`` (a base-to-new split's new classes, papers.md
+    §0.5): the recipe's method is built for the new names (without regularizers, which only shape training)
+    and the trained parameters are loaded into it. Parameters tied to the training classes (linear heads,
+    class-specific contexts: ``method.class_bound_parameters()``) cannot transfer: :class:`ConfigError`."""
+    from .train import trainable_state
+
+    bound = method.class_bound_parameters()
+    if bound:
+        raise ConfigError(f"{recipe.label}: {', '.join(bound)} belong to the {len(method.classnames)} training "
+                          "classes (a linear head or a class-specific context) and cannot be evaluated on other "
+                          "class names; use a method with shared prompts (coop, cocoop, kgcoop, maple, ...)")
+    kwargs = {k: v for k, v in recipe.kwargs.items() if k != "regularizers"}
+    from .methods import build_method
+
+    target = build_method(recipe.method, loaded, classnames, **kwargs)
+    state, own = trainable_state(method), target.state_dict()
+    bad = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()
+           if k not in own or own[k].shape != v.shape]
+    if bad:
+        raise ConfigError(f"{recipe.label}: trained parameters do not fit the method built for the new classes: "
+                          + "; ".join(bad))
+    target.load_state_dict(state, strict=False)
+    target.eval()
+    return target
 
 
 def train_method(loaded, recipe: Recipe, train: TrainSet, classnames: Sequence[str], seed: int, *,

@@ -65,3 +65,14 @@ def _import_regularizers() -> None:
 
     for module in REGULARIZER_MODULES:
         importlib.import_module(f"clipstudy.{module}")
+
+
+def mean_cosine_distance(tuned, frozen, eps: float = 1e-7):
+    """``1 − mean_i cos(tuned_i, frozen_i)`` over the last dimension, ``frozen`` broadcast against ``tuned``
+    (e.g. ``[B, n, d]`` per-image features against ``[n, d]``). ``torch.nn.CosineSimilarity(dim=1,
+    eps=1e-7)`` as in KgCoOp (``htyao89/KgCoOp`` ``trainers/kgcoop.py``) and DOR (papers.md §2.2); for unit
+    vectors it equals ``½ mean ‖tuned − frozen‖²``."""
+    import torch.nn.functional as F
+
+    frozen = frozen.to(tuned.dtype).expand_as(tuned)
+    return 1.0 - F.cosine_similarity(tuned.float(), frozen.float(), dim=-1, eps=eps).mean()

@@ -26,6 +26,7 @@ __all__ = [
     "accuracy", "top_k_accuracy",
     "auroc", "aupr_in", "aupr_out", "fpr_at_tpr", "ood_metrics", "ood_metrics_over_sets",
     "confidence_and_correct", "reliability_bins", "ece", "adaptive_ece", "mce", "nll", "brier", "piece",
+    "confidence_gap", "calibration_summary",
     "harmonic_mean", "recall_at_k", "effective_robustness", "shape_bias",
 ]
 
@@ -375,6 +376,32 @@ def brier(probs, labels, *, from_logits: bool = False) -> float:
     onehot = np.zeros_like(p)
     onehot[np.arange(len(p)), y] = 1.0
     return float(np.mean(np.sum((p - onehot) ** 2, axis=1)))
+
+
+def confidence_gap(probs, labels, *, from_logits: bool = False) -> float:
+    """Mean confidence minus accuracy, ``(1/N) sum_i (conf_i - 1[pred_i = y_i])``: > 0 overconfident, < 0
+    underconfident (the signed one-bin ECE; Wang, Li & Wei's over/under-confidence of new/base classes,
+    papers.md §2.1)."""
+    conf, correct = confidence_and_correct(probs, labels, from_logits=from_logits)
+    return float(np.mean(conf - correct))
+
+
+def calibration_summary(probs, labels, *, from_logits: bool = False, n_bins: int = 10, closed: str = "left") -> dict:
+    """Every calibration number of DOR's tables for one set (papers.md §0.4), as fractions:
+
+    ``accuracy``, ``confidence`` (mean max probability), ``gap`` (:func:`confidence_gap`), ``ece`` and
+    ``mce`` / ``mce_weighted`` (``n_bins`` equal-width bins, ``closed``; default 10 ``[lower, upper)`` bins, the
+    DAC/DOR convention), ``ece15`` (15 ``(lower, upper]`` bins, Tu et al.), ``ace`` (``n_bins`` equal-mass
+    bins), ``nll`` and ``brier``."""
+    p = _probs(probs, from_logits)
+    conf, correct = p.max(1), (p.argmax(1) == _labels(labels, len(p), n_classes=p.shape[1])).astype(np.float64)
+    return {
+        "accuracy": float(correct.mean()), "confidence": float(conf.mean()), "gap": float(np.mean(conf - correct)),
+        "ece": ece(p, labels, n_bins, closed=closed), "ece15": ece(p, labels, 15, closed="right"),
+        "ace": adaptive_ece(p, labels, n_bins), "mce": mce(p, labels, n_bins, closed=closed),
+        "mce_weighted": mce(p, labels, n_bins, weighted=True, closed=closed),
+        "nll": nll(probs, labels, from_logits=True) if from_logits else nll(p, labels), "brier": brier(p, labels),
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -12,7 +12,9 @@ from clipstudy.train import TrainConfig, fit  # noqa: E402
 
 CLASSES = ("circle", "square", "star")
 # micro's text context is 16 tokens: CoOp's default 16 context vectors do not fit
-PARAMS = {"coop": {"n_ctx": 4}}
+PARAMS = {"coop": {"n_ctx": 4},
+          # micro has one text layer: MaPLe-style deep prompts can only be shallow (depth 1) there
+          "deep_text_prompt": {"prompt_depth": 1}, "maple": {"prompt_depth": 1}}
 
 
 @pytest.fixture(scope="module")

@@ -31,3 +31,4 @@ def list_methods() -> list[str]:
 
 def _ensure_registered() -> None:
     from . import adapter, finetune, linear_probe, pretrain, prompt_learning, zeroshot  # noqa: F401
+    from . import kgcoop, maple  # noqa: F401  (kgcoop, maple, deep_text_prompt)

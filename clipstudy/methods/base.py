@@ -76,6 +76,20 @@ class Method(nn.Module):
         self.train(was)
         return out
 
+    def encode_names(self, names, image_features=None) -> torch.Tensor:
+        """Unit text features of arbitrary class names as this method would prompt them (prompt learners:
+        CoOp, CoCoOp, KgCoOp, MaPLe); used by DOR and the feature-divergence diagnostic. Methods without
+        prompts raise :class:`ConfigError`."""
+        raise ConfigError(f"{type(self).__name__} has no prompts to encode arbitrary class names with; "
+                          "DOR and feature divergence need a prompt learner (coop, cocoop, kgcoop, maple, ...)")
+
+    def class_bound_parameters(self) -> list[str]:
+        """Names of trainable parameters tied to the training classes (linear heads, class-specific
+        contexts), which cannot carry over to other class names (:func:`clipstudy.experiment.transfer_to_classes`).
+        Default: every trainable parameter whose first dimension is the number of classes."""
+        k = len(self.classnames)
+        return [n for n, p in self.named_parameters() if p.requires_grad and p.dim() >= 1 and p.shape[0] == k]
+
     # -- training ---------------------------------------------------------------------------------
     def forward_train(self, batch) -> dict:
         """What one training step computes: at least ``logits`` [B, K]; image methods add ``features``
@@ -123,12 +137,13 @@ class Regularizer(nn.Module):
 
 
 def feature_batches(features, labels, batch_size: int, seed: int):
-    """``step -> {"x": features, "y": labels}`` over shuffled epochs (see :func:`epoch_batches`)."""
+    """``step -> {"x": features, "y": labels, "step": step}`` over shuffled epochs (see :func:`epoch_batches`);
+    the step lets regularizers that draw per-step randomness (DOR's outlier names) resume exactly."""
     idx = epoch_batches(len(labels), batch_size, seed)
 
     def batch(step: int) -> dict:
         i = idx(step)
-        return {"x": features[i], "y": labels[i]}
+        return {"x": features[i], "y": labels[i], "step": step}
 
     batch.steps_per_epoch = idx.steps_per_epoch
     return batch

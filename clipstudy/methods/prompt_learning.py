@@ -62,15 +62,23 @@ class PromptTextEncoder(nn.Module):
         """Token embeddings ``[N, L, width]`` of token ids ``[N, L]``."""
         return self.token_embedding(tokens)
 
-    def forward(self, prompts: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    def forward(self, prompts: torch.Tensor, tokens: torch.Tensor, deep_prompts=None) -> torch.Tensor:
         """Text features ``[N, embed_dim]`` (not normalised) of prompt embeddings ``[N, L, width]``;
-        ``tokens`` ``[N, L]`` are the ids the prompts stand for (they locate the EOT token)."""
+        ``tokens`` ``[N, L]`` are the ids the prompts stand for (they locate the EOT token).
+
+        ``deep_prompts`` (MaPLe's deep language prompts, a sequence of ``[M, width]`` tensors) replace the
+        outputs at positions ``1..M`` before transformer layers ``1, 2, ...`` (one per layer, in order), as
+        ``ResidualAttentionBlock_MaPLe`` does for the text tower (``muzairkhattak/multimodal-prompt-learning``
+        ``clip/model.py``)."""
         from open_clip.transformer import text_global_pool
 
         prompts, tokens, mask, pos = self._truncate(prompts, tokens)
         cast_dtype = self.transformer.get_cast_dtype()
         x = prompts.to(cast_dtype) + pos.to(cast_dtype)
-        x = self.transformer(x, attn_mask=mask)
+        if deep_prompts:
+            x = self._deep_transformer(x, mask, deep_prompts)
+        else:
+            x = self.transformer(x, attn_mask=mask)
         x = self.ln_final(x)
         x = text_global_pool(x, tokens, self.pool_type, eos_token_id=self.eos_id)
         x = x[0] if isinstance(x, tuple) else x  # open_clip < 3 returned (pooled, tokens)
@@ -80,6 +88,20 @@ class PromptTextEncoder(nn.Module):
             return self.text_projection(x)
         return x @ self.text_projection
 
+
+    def _deep_transformer(self, x, mask, deep_prompts):
+        blocks = self.transformer.resblocks
+        if len(deep_prompts) > len(blocks) - 1:
+            raise ConfigError(f"{len(deep_prompts)} deep text prompts need at least {len(deep_prompts) + 1} text "
+                              f"transformer layers; this text tower has {len(blocks)}")
+        batch_first = getattr(self.transformer, "batch_first", True)
+        for i, block in enumerate(blocks):
+            if 1 <= i <= len(deep_prompts):
+                deep = deep_prompts[i - 1].to(x.dtype).unsqueeze(0).expand(x.shape[0], -1, -1)
+                x = torch.cat([x[:, :1], deep, x[:, 1 + deep.shape[1]:]], dim=1)
+            x = block(x if batch_first else x.transpose(0, 1), attn_mask=mask)
+            x = x if batch_first else x.transpose(0, 1)
+        return x
 
     def _truncate(self, prompts, tokens):
         """Drop the padding after the last end-of-text token. Under the causal mask no position attends to
@@ -123,7 +145,8 @@ class PromptLearner(nn.Module):
     """
 
     def __init__(self, loaded, classnames, encoder: PromptTextEncoder, n_ctx: int = 16, ctx_init: str = "",
-                 class_token_position: str = "end", class_specific: bool = False, seed: int = 0):
+                 class_token_position: str = "end", class_specific: bool = False, seed: int = 0,
+                 n_ctx_from_init: bool = True):
         super().__init__()
         if class_token_position not in CLASS_TOKEN_POSITIONS:
             valid = ", ".join(CLASS_TOKEN_POSITIONS)
@@ -133,7 +156,12 @@ class PromptLearner(nn.Module):
         ctx_init = (ctx_init or "").replace("_", " ").strip()
         if ctx_init:
             init_tokens = prompt_tokens(loaded, [ctx_init], L).to(device)
-            n_ctx = len(loaded.tokenizer.encode(ctx_init))
+            n_init = len(loaded.tokenizer.encode(ctx_init))
+            if n_ctx_from_init:
+                n_ctx = n_init
+            elif not isinstance(n_ctx, int) or not 1 <= n_ctx <= n_init:
+                raise ConfigError(f"n_ctx must be an integer in [1, {n_init}] (the tokens of ctx_init "
+                                  f"{ctx_init!r}), got {n_ctx!r}")
             ctx = encoder.embed(init_tokens)[0, 1 : 1 + n_ctx].float()
             prefix_text = ctx_init
         else:
@@ -145,26 +173,57 @@ class PromptLearner(nn.Module):
         if class_specific:
             ctx = ctx.unsqueeze(0).repeat(len(names), 1, 1)
         self.n_ctx, self.class_token_position = n_ctx, class_token_position
+        self.prefix_text = prefix_text
         self.ctx = nn.Parameter(ctx.clone())
-        tokens = prompt_tokens(loaded, [f"{prefix_text} {name}." for name in names], L).to(device)
-        embedding = encoder.embed(tokens)
+        tokens, prefix, suffix, self.name_lens = self._name_parts(loaded, encoder, names)
         self.register_buffer("tokens", tokens, persistent=False)
-        self.register_buffer("token_prefix", embedding[:, :1].clone(), persistent=False)  # SOS
-        self.register_buffer("token_suffix", embedding[:, 1 + n_ctx :].clone(), persistent=False)  # CLS . EOS pad
-        self.name_lens = [len(loaded.tokenizer.encode(name)) for name in names]
+        self.register_buffer("token_prefix", prefix.clone(), persistent=False)  # SOS
+        self.register_buffer("token_suffix", suffix.clone(), persistent=False)  # CLS . EOS pad
+
+    @property
+    def class_specific(self) -> bool:
+        return self.ctx.dim() == 3
+
+    def _name_parts(self, loaded, encoder, names):
+        """Token ids, SOS embedding, embeddings after the context, and BPE lengths of ``names``' prompts
+        ``"{prefix_text} {name}."`` (CoOp ``PromptLearner.__init__``). Token ids are cached per name (DOR
+        prompts a few names of a fixed pool every step; tokenizing them again would cost more than a
+        tenth of the step)."""
+        names = [str(c).replace("_", " ") for c in names]
+        cache = self.__dict__.setdefault("_token_cache", {})
+        todo = [n for n in dict.fromkeys(names) if n not in cache]
+        if todo:
+            ids = prompt_tokens(loaded, [f"{self.prefix_text} {name}." for name in todo], encoder.context_length)
+            cache.update({n: (ids[i], len(loaded.tokenizer.encode(n))) for i, n in enumerate(todo)})
+        tokens = torch.stack([cache[n][0] for n in names]).to(encoder.token_embedding.weight.device)
+        embedding = encoder.embed(tokens)
+        return tokens, embedding[:, :1], embedding[:, 1 + self.n_ctx :], [cache[n][1] for n in names]
+
+    def name_prompts(self, loaded, encoder, names, ctx: torch.Tensor | None = None):
+        """``(prompt embeddings [n, L, width], tokens [n, L])`` of arbitrary class names with the current
+        (shared) context, laid out as the class prompts (DOR's outlier names, new classes).
+
+        A class-specific context (CoOp's CSC) has no vector for a name outside the training classes."""
+        if self.class_specific:
+            raise ConfigError("a class-specific context (class_specific=True) has no context for other class "
+                              "names; use a shared context to encode new or outlier names")
+        tokens, prefix, suffix, name_lens = self._name_parts(loaded, encoder, names)
+        return self.assemble(self.ctx if ctx is None else ctx, prefix, suffix, name_lens), tokens
 
     def forward(self, ctx: torch.Tensor | None = None) -> torch.Tensor:
         """Prompt embeddings ``[K, L, width]``; ``ctx`` overrides the context (``[M, w]`` or ``[K, M, w]``)."""
-        ctx = self.ctx if ctx is None else ctx
-        prefix, suffix = self.token_prefix, self.token_suffix
+        return self.assemble(self.ctx if ctx is None else ctx, self.token_prefix, self.token_suffix, self.name_lens)
+
+    def assemble(self, ctx, prefix, suffix, name_lens) -> torch.Tensor:
+        """``[SOS] ctx [CLASS] . [EOS]`` (or the middle/front layouts) from its parts (CoOp ``PromptLearner.forward``)."""
         if ctx.dim() == 2:
-            ctx = ctx.unsqueeze(0).expand(len(self.name_lens), -1, -1)
+            ctx = ctx.unsqueeze(0).expand(len(name_lens), -1, -1)
         ctx = ctx.to(prefix.dtype)
         if self.class_token_position == "end":
             return torch.cat([prefix, ctx, suffix], dim=1)
         half = self.n_ctx // 2
         prompts = []
-        for i, n in enumerate(self.name_lens):
+        for i, n in enumerate(name_lens):
             name, rest = suffix[i : i + 1, :n], suffix[i : i + 1, n:]
             if self.class_token_position == "middle":
                 parts = [prefix[i : i + 1], ctx[i : i + 1, :half], name, ctx[i : i + 1, half:], rest]
@@ -202,6 +261,21 @@ class CoOp(Method):
         head = self.text_features()  # encode the prompts once, not once per location
         return F.normalize(local.float(), dim=-1) @ head.t()
 
+    def forward_train(self, batch) -> dict:
+        """Logits and the class text features they came from (regularizers such as KgCoOp reuse them)."""
+        t = self.text_features()
+        return {"logits": self.scale * F.normalize(batch["x"].float(), dim=-1) @ t.t(), "text_features": t}
+
+    def encode_names(self, names, image_features=None) -> torch.Tensor:
+        """Unit text features ``[n, d]`` of ``names`` prompted with the learned context (DOR's outlier
+        names, the new classes of a base-to-new split); ``image_features`` is ignored (CoOp's context does
+        not depend on the image)."""
+        prompts, tokens = self.prompt_learner.name_prompts(self._loaded, self.text_encoder, names)
+        return F.normalize(self.text_encoder(prompts, tokens).float(), dim=-1)
+
+    def class_bound_parameters(self) -> list[str]:
+        return ["prompt_learner.ctx"] if self.prompt_learner.class_specific else []
+
 
 @METHODS.register("cocoop")
 class CoCoOp(Method):
@@ -228,17 +302,42 @@ class CoCoOp(Method):
         self.meta_net.to(self.prompt_learner.ctx.device)
         self.max_prompts = int(max_prompts)
 
+    instance_conditioned = True
+    """The class prompts depend on the image: text features need image features (FD, DOR)."""
+
     def instance_text_features(self, z) -> torch.Tensor:
         """Unit class text features per image ``[B, K, d]`` from the context ``ctx + π(z_b)``."""
+        learner = self.prompt_learner
+        return self._instance_features(z, learner.token_prefix, learner.token_suffix, learner.name_lens, learner.tokens)
+
+    def _instance_features(self, z, prefix, suffix, name_lens, tokens) -> torch.Tensor:
         ctx = self.prompt_learner.ctx.unsqueeze(0) + self.meta_net(z).unsqueeze(1)  # [B, M, w]
-        K, tokens = len(self.classnames), self.prompt_learner.tokens
+        K = len(name_lens)
         chunk = max(1, self.max_prompts // K)
         out = []
         for s in range(0, len(z), chunk):
-            prompts = torch.cat([self.prompt_learner(c) for c in ctx[s : s + chunk]])  # [b*K, L, w]
+            prompts = torch.cat([self.prompt_learner.assemble(c, prefix, suffix, name_lens)
+                                 for c in ctx[s : s + chunk]])  # [b*K, L, w]
             feats = self.text_encoder(prompts, tokens.repeat(len(prompts) // K, 1))
             out.append(F.normalize(feats.float(), dim=-1).view(-1, K, feats.shape[-1]))  # [b, K, d]
         return torch.cat(out)
+
+    def encode_names(self, names, image_features=None) -> torch.Tensor:
+        """Unit text features ``[B, n, d]`` of ``names`` prompted with each image's context ``ctx + π(z_b)``
+        (CoCoOp-DOR's outlier prompts, papers.md §2.2). ``image_features`` ``[B, d]`` are required."""
+        if image_features is None:
+            raise ConfigError("CoCoOp's prompts depend on the image: encode_names needs image_features [B, d]")
+        tokens, prefix, suffix, name_lens = self.prompt_learner._name_parts(self._loaded, self.text_encoder, names)
+        return self._instance_features(F.normalize(image_features.float(), dim=-1), prefix, suffix, name_lens,
+                                       tokens)
+
+    def class_bound_parameters(self) -> list[str]:
+        return []  # the context and the meta-net are shared by every class name
+
+    def forward_train(self, batch) -> dict:
+        z = F.normalize(batch["x"].float(), dim=-1)
+        t = self.instance_text_features(z)
+        return {"logits": self.scale * torch.einsum("bd,bkd->bk", z, t), "text_features": t, "features": z}
 
     def feature_similarities(self, z):
         z = F.normalize(z.float(), dim=-1)

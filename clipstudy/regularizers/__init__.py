@@ -3,3 +3,5 @@
 Each submodule registers its regularizers in :data:`clipstudy.losses.LOSSES` with
 ``kind="regularizer"``; importing this package registers them all.
 """
+
+from . import dor, kgcoop  # noqa: F401,E402  (dor, kgcoop)
