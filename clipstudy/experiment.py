@@ -422,8 +422,8 @@ def _feature_batches(loaded, train: TrainSet, batch_size: int, seed: int, progre
 
     from .methods.base import feature_batches
 
-    x = train.features(loaded, progress=progress)
-    return feature_batches(x, torch.as_tensor(train.labels), min(batch_size, len(train)), seed)
+    x = train.features(loaded, progress=progress).to(loaded.device)
+    return feature_batches(x, torch.as_tensor(train.labels).to(loaded.device), min(batch_size, len(train)), seed)
 
 
 def image_batches(loaded, train: TrainSet, batch_size: int, seed: int, augment: str = "none",
@@ -431,7 +431,9 @@ def image_batches(loaded, train: TrainSet, batch_size: int, seed: int, augment: 
     """``step -> {"images", "y"}`` over shuffled epochs of the training images, preprocessed with the
     model's transform. Small sets (the few-shot world, < ``preload_bytes``) are transformed once and held
     in memory; larger ones are read per batch. ``augment="flip"`` mirrors each image with probability
-    1/2, drawn from ``(seed, step)``."""
+    1/2, drawn from ``(seed, step)``. Batches carry their ``step`` so methods and regularizers that draw
+    per-step randomness (Lipsum-FT's random texts, FLYP's templates) draw it from ``(seed, step)`` and
+    resume exactly."""
     import torch
 
     from .features import _Transformed
@@ -452,7 +454,7 @@ def image_batches(loaded, train: TrainSet, batch_size: int, seed: int, augment: 
             g = torch.Generator().manual_seed(seed * 1_000_003 + step)
             flip = torch.rand(len(j), generator=g) < 0.5
             images = torch.where(flip[:, None, None, None], images.flip(-1), images)
-        return {"images": images.to(loaded.device), "y": labels[j].to(loaded.device)}
+        return {"images": images.to(loaded.device), "y": labels[j].to(loaded.device), "step": step}
 
     batch.steps_per_epoch = order.steps_per_epoch
     return batch
@@ -496,7 +498,7 @@ def method_outputs(method, loaded, dataset, *, name: str | None = None, local: b
     was = method.training
     method.eval()
     with torch.no_grad():
-        sims = torch.cat([method.feature_similarities(fs.features[i:i + batch_size]).float()
+        sims = torch.cat([method.feature_similarities(fs.features[i:i + batch_size].to(loaded.device)).float().cpu()
                           for i in range(0, len(fs.features), batch_size)])
     method.train(was)
     return Outputs(name or getattr(dataset, "domain", dataset.name), sims.numpy(), fs.labels.numpy(),
@@ -512,7 +514,9 @@ def local_similarities(method, outputs: Outputs, chunk: int = 256) -> Iterator[t
     with torch.no_grad():
         for s in range(0, len(outputs.labels), chunk):
             rows = slice(s, s + chunk)
-            yield rows, method.local_similarities(outputs.features[rows], outputs.local[rows].float()).numpy()
+            device = method.scale.device
+            sims = method.local_similarities(outputs.features[rows].to(device), outputs.local[rows].to(device).float())
+            yield rows, sims.cpu().numpy()
 
 
 def wise_variants(method, theta0: Mapping[str, Any], alphas: Sequence[float]) -> Iterator[tuple[float, Any]]:
@@ -521,7 +525,8 @@ def wise_variants(method, theta0: Mapping[str, Any], alphas: Sequence[float]) ->
     from .wise import interpolate
 
     theta1 = {k: v.detach().clone() for k, v in method.state_dict().items()}
-    mixed = copy.deepcopy(method)
+    loaded = method.__dict__.get("_loaded")  # the frozen model is shared, not copied (its tokenizer is slow to copy)
+    mixed = copy.deepcopy(method, {id(loaded): loaded} if loaded is not None else None)
     for alpha in alphas:
         mixed.load_state_dict(interpolate(theta0, theta1, float(alpha)))
         yield float(alpha), mixed

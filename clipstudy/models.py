@@ -131,6 +131,7 @@ def load_model(
 
     register_project_configs()
     _check_name(name)
+    device = resolve_device(device)
     arch = embedded_card()["arch"] if name == EMBEDDED else name
     source = _resolve_pretrained(name, arch, pretrained or "")
     kwargs = dict(precision=precision, device=device)
@@ -145,6 +146,21 @@ def load_model(
     tokenizer = open_clip.get_tokenizer(arch)
     label = "random" if source is None else str(source)
     return LoadedModel(model, preprocess, tokenizer, name, arch, label, device)
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``; other values are checked by torch."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError):
+        raise CheckpointError(f"unknown device {device!r}; valid: auto, cpu, cuda, cuda:N, mps") from None
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise CheckpointError(f"device {device!r} asked for, but no CUDA GPU is visible; use device='cpu' or 'auto'")
+    return device
 
 
 def _check_name(name: str) -> None:

@@ -110,7 +110,7 @@ def fit(method, batch_fn: Callable[[int], object], cfg: TrainConfig, *, checkpoi
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
         method.train()
-        with _autocast(cfg.precision):
+        with _autocast(cfg.precision, _device_type(method)):
             losses = method.loss(batch_fn(step))
         loss = losses["loss"]
         if not torch.isfinite(loss):
@@ -147,13 +147,19 @@ def _log(state: TrainState, losses: dict, lr: float, method, callbacks, bar) -> 
     bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("loss",) or k.startswith("acc")})
 
 
-def _autocast(precision: str):
+def _device_type(method) -> str:
+    first = next(iter(method.parameters()), None)
+    return first.device.type if first is not None else "cpu"
+
+
+def _autocast(precision: str, device_type: str = "cpu"):
+    """bf16 autocast on the method's device (CPU: 2-4x faster matmuls here; CUDA: tensor cores)."""
     import contextlib
 
     import torch
 
     if precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+        return torch.autocast(device_type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

@@ -21,7 +21,7 @@ METHODS = Registry("method")
 def build_method(name: str, loaded, classnames, **params):
     """Instantiate a registered method; unknown names list the valid ones."""
     _ensure_registered()
-    return METHODS.get(name)(loaded, tuple(classnames), **params)
+    return METHODS.get(name)(loaded, tuple(classnames), **params).to(loaded.device)
 
 
 def list_methods() -> list[str]:
