@@ -46,6 +46,7 @@ n_test = 900              # ID test images; imagenet: a seeded subset of val, 0 
 n_ood = 450               # images per OOD and shift set; imagenet: 0 for all
 shift_domains = ["painting"]   # world domains, or ImageNet variants such as imagenet_sketch
 max_steps = 0             # caps the steps of every trained method; 0 keeps the recipe budgets
+recipe_overrides = {}     # per recipe settings, e.g. {"coop": {"epochs": 50}}
 seed = 0                  # seed of the evaluation sets
 out_dir = ""
 figures_dir = ""
@@ -61,7 +62,9 @@ specs = ood.ood_benchmark(benchmark, n_train=n_train, n_test=n_test, n_ood=n_ood
                           shift_domains=tuple(shift_domains), seed=seed)
 study = ood.OODStudy(model=model, pretrained=pretrained, data_root=data_root, device=device, scale=scale,
                      methods=tuple(methods), shots=tuple(shots), seeds=tuple(seeds), scorers=tuple(scorers),
-                     recipe_overrides={m: {"max_steps": max_steps} for m in methods if max_steps}, **specs)
+                     recipe_overrides={m: {**({"max_steps": max_steps} if max_steps else {}),
+                                           **recipe_overrides.get(m, {})}
+                                       for m in methods if max_steps or m in recipe_overrides}, **specs)
 pd.DataFrame([{"recipe": m, **{k: getattr(r, k) for k in ("method", "params", "optimizer", "lr", "batch_size",
                                                            "max_steps", "precision", "wise_alphas")}}
               for m in methods for r in [study.recipe(m)]]).set_index("recipe")
