@@ -28,17 +28,22 @@ class FineTune(Method):
     state dict (``visual.*``, ``head``, ``scale``) has the same keys for every instance built from the
     same model, so :func:`clipstudy.wise.interpolate` merges a zero-shot and a fine-tuned instance.
     ``head_init`` (a ``[K, d]`` tensor) replaces the zero-shot head, e.g. with a linear probe's weights
-    for LP-FT.
+    for LP-FT; ``head_bias_init`` (a ``[K]`` tensor, e.g. the probe's bias) adds a trained class bias
+    ``b`` to the head, ``logits = scale · z @ Wᵀ + b`` (without it the state dict has no bias entry).
     """
 
     inputs = "images"
     batch_keys = ("images", "y")
 
-    def __init__(self, loaded, classnames, templates="photo", head_init=None, regularizers=None):
+    def __init__(self, loaded, classnames, templates="photo", head_init=None, regularizers=None,
+                 head_bias_init=None, freeze_bn_stats: bool = False):
         super().__init__(loaded, classnames)
+        self.freeze_bn_stats = bool(freeze_bn_stats)
         self.visual = copy.deepcopy(loaded.model.visual).requires_grad_(True)
         head = zeroshot_head(loaded, classnames, templates) if head_init is None else torch.as_tensor(head_init)
         self.head = nn.Parameter(head.detach().float().clone())
+        if head_bias_init is not None:
+            self.head_bias = nn.Parameter(torch.as_tensor(head_bias_init).detach().float().clone().reshape(-1))
         for name, params in (regularizers or {}).items():  # after the tower exists: some regularizers copy it
             self.add_regularizer(name, **dict(params))
 
@@ -46,9 +51,26 @@ class FineTune(Method):
     def encoder(self):
         return self.visual
 
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and self.freeze_bn_stats:
+            freeze_batchnorm_stats(self.visual)
+        return self
+
     def image_features(self, images: torch.Tensor) -> torch.Tensor:
         """Unit-norm features ``F_θ(x)/‖F_θ(x)‖`` of the fine-tuned encoder."""
         return self.encode(images)
 
     def feature_similarities(self, z):
-        return F.normalize(z.float(), dim=-1) @ self.head.t()
+        sims = F.normalize(z.float(), dim=-1) @ self.head.t()
+        bias = getattr(self, "head_bias", None)
+        return sims if bias is None else sims + bias / self.scale
+
+
+def freeze_batchnorm_stats(module) -> int:
+    """Put every BatchNorm layer of ``module`` in eval mode (running statistics used, not updated); returns
+    how many there are."""
+    layers = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in layers:
+        m.eval()
+    return len(layers)
