@@ -31,4 +31,5 @@ def list_methods() -> list[str]:
 
 def _ensure_registered() -> None:
     from . import adapter, finetune, linear_probe, pretrain, prompt_learning, zeroshot  # noqa: F401
+    from . import robust_ft  # noqa: F401  (flyp)
     from . import kgcoop, maple  # noqa: F401  (kgcoop, maple, deep_text_prompt)
