@@ -1,0 +1,252 @@
+"""The calibration study (Wang, Li & Wei; notebook 02): its metrics against independent references
+(brute-force loops, torchmetrics), the stored cells against a recomputation from the stored similarities,
+the base-to-new evaluation, resumption without retraining, skipped and bad configurations, and the real
+path on a fake CoOp tree with a fake checkpoint."""
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from clipstudy import metrics as M  # noqa: E402
+from clipstudy.errors import ConfigError, DataError  # noqa: E402
+from clipstudy.results import ResultStore  # noqa: E402
+from clipstudy.studies import calibration as cal  # noqa: E402
+
+WORDS = ("cat", "dog", "tree", "house", "car", "boat", "leaf", "sun", "river", "cloud", "lamp", "chair")
+
+
+@pytest.fixture(autouse=True)
+def _tmp_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLIPSTUDY_HOME", str(tmp_path / "home"))
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+def _brute(probs, y, n_bins):
+    """Loop reference of every number of calibration_summary (10 [lower, upper) bins, conf 1.0 in the last)."""
+    n, k = probs.shape
+    conf = [max(probs[i]) for i in range(n)]
+    pred = [int(np.argmax(probs[i])) for i in range(n)]
+    correct = [1.0 if pred[i] == y[i] else 0.0 for i in range(n)]
+    edges = np.linspace(0, 1, n_bins + 1)
+    ece = mce = wmce = 0.0
+    for b in range(n_bins):
+        members = [i for i in range(n) if edges[b] <= conf[i] < edges[b + 1] or (b == n_bins - 1 and conf[i] == 1.0)]
+        if not members:
+            continue
+        gap = abs(sum(correct[i] for i in members) / len(members) - sum(conf[i] for i in members) / len(members))
+        ece += len(members) / n * gap
+        mce, wmce = max(mce, gap), max(wmce, len(members) / n * gap)
+    e15 = 0.0
+    edges15 = np.linspace(0, 1, 16)
+    for b in range(15):  # (lower, upper], conf 0 in the first bin
+        members = [i for i in range(n) if edges15[b] < conf[i] <= edges15[b + 1]]
+        if members:
+            e15 += len(members) / n * abs(np.mean([correct[i] for i in members]) - np.mean([conf[i] for i in members]))
+    return {"accuracy": sum(correct) / n, "confidence": sum(conf) / n, "gap": (sum(conf) - sum(correct)) / n,
+            "ece": ece, "ece15": e15, "mce": mce, "mce_weighted": wmce,
+            "nll": -sum(math.log(max(probs[i][y[i]], 1e-12)) for i in range(n)) / n,
+            "brier": sum(sum((probs[i][c] - (c == y[i])) ** 2 for c in range(k)) for i in range(n)) / n}
+
+
+def _edge_case_probs():
+    """Confidence exactly 1.0 (3 samples), confidences on bin edges and several empty bins."""
+    conf = np.array([1.0, 1.0, 1.0, 0.6, 0.6, 0.55, 0.8, 0.8, 0.7, 0.65, 0.5, 0.95])
+    return np.stack([conf, 1 - conf], 1), np.array([0, 0, 1, 0, 1, 1, 0, 0, 0, 1, 0, 0])
+
+
+@pytest.mark.parametrize("case", ["random", "edges"])
+def test_calibration_summary_matches_brute_force(case):
+    if case == "random":
+        rng = np.random.default_rng(0)
+        logits = rng.normal(size=(300, 6)) * 3
+        probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        y = rng.integers(0, 6, 300)
+    else:
+        probs, y = _edge_case_probs()
+    ours = M.calibration_summary(probs, y)
+    ref = _brute(probs, y, 10)
+    for key, value in ref.items():
+        assert ours[key] == pytest.approx(value, abs=1e-12), key
+    assert ours["ace"] == pytest.approx(M.adaptive_ece(probs, y, 10))
+    assert M.confidence_gap(probs, y) == pytest.approx(ref["gap"])
+    if case == "random":  # from logits: the exact log-softmax NLL
+        s = M.calibration_summary(logits, y, from_logits=True)
+        assert s["nll"] == pytest.approx(float(torch.nn.functional.cross_entropy(torch.tensor(logits), torch.tensor(y))))
+        assert s["ece"] == pytest.approx(ours["ece"])
+
+
+def test_calibration_summary_against_torchmetrics():
+    """torchmetrics' binning agrees with ours when no confidence sits on an inner bin edge (conf 1.0 alone in
+    the last bin, as in our convention)."""
+    from torchmetrics.classification import MulticlassCalibrationError
+
+    rng = np.random.default_rng(1)
+    conf = np.r_[np.full(4, 1.0), rng.uniform(0.52, 0.68, 40), rng.uniform(0.71, 0.89, 30)]
+    probs, y = np.stack([conf, 1 - conf], 1), rng.integers(0, 2, len(conf))
+    s = M.calibration_summary(probs, y, n_bins=10)
+    for norm, key in (("l1", "ece"), ("max", "mce")):
+        tm = MulticlassCalibrationError(num_classes=2, n_bins=10, norm=norm)
+        assert s[key] == pytest.approx(float(tm(torch.tensor(probs), torch.tensor(y))), abs=1e-6)
+
+
+def test_adaptive_ece_degenerate_and_empty():
+    probs = np.array([[0.7, 0.3]] * 6)  # every confidence equal: one non-empty equal-mass bin
+    y = np.array([0, 0, 0, 1, 1, 0])
+    assert M.adaptive_ece(probs, y, 10) == pytest.approx(abs(4 / 6 - 0.7))
+    probs, y = _edge_case_probs()
+    conf, correct = probs.max(1), (probs.argmax(1) == y)
+    order = np.argsort(conf, kind="mergesort")  # 12 samples, 4 equal-mass bins of 3, ties broken by quantiles
+    assert M.adaptive_ece(probs, y, 1) == pytest.approx(abs(correct.mean() - conf.mean()))
+    assert np.isfinite(M.adaptive_ece(probs[order], y[order], 4))
+
+
+def test_evaluate_group_bins_pool_back_to_the_metrics():
+    rng = np.random.default_rng(2)
+    logits, y = rng.normal(size=(200, 5)) * 4, rng.integers(0, 5, 200)
+    row = cal.evaluate_group(logits, y, 10, temperature=1.7)
+    b = row["bins"]
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    conf, correct = p.max(1), p.argmax(1) == y
+    assert sum(b["count"]) == 200 and sum(b["correct_sum"]) == pytest.approx(correct.sum())
+    assert sum(b["confidence_sum"]) == pytest.approx(conf.sum())
+    n = np.array(b["count"])
+    nz = n > 0
+    pooled = np.sum(np.abs(np.array(b["correct_sum"])[nz] - np.array(b["confidence_sum"])[nz])) / 200
+    assert pooled == pytest.approx(row["ece"])
+    assert row["ece_ts"] == pytest.approx(M.ece(logits / 1.7, y, 10, from_logits=True, closed="left"))
+
+
+# ------------------------------------------------------------------------------------------------ the study
+def _world(n):
+    return {"dataset": "world", "classes": "id", "domain": "photo", "n": n}
+
+
+@pytest.fixture
+def vocab(tmp_path):
+    path = tmp_path / "words.txt"
+    path.write_text("\n".join(WORDS))
+    return str(path)
+
+
+def _micro_study(vocab, **kw):
+    base = dict(model="clipstudy-micro", pretrained="random", methods=("zeroshot_hc", "coop", "coop_dor", "kgcoop",
+                                                                        "cocoop", "maple"),
+                shots=(2,), seeds=(1,), train={**_world(300), "split": "train"}, test={**_world(120), "split": "test"},
+                val={**_world(60), "split": "val"}, dor={"vocabulary": vocab, "k": 10},
+                recipe_overrides={m: {"max_steps": 4} for m in ("coop", "coop_dor", "kgcoop", "cocoop")}
+                | {"maple": {"max_steps": 2, "params": {"n_ctx": 2, "ctx_init": "a photo of a", "prompt_depth": 1}}})
+    base.update(kw)
+    keep = set(base["methods"]) | {"coop_dor"}
+    base["recipe_overrides"] = {k: v for k, v in base["recipe_overrides"].items() if k in keep}
+    return cal.CalibrationStudy(**base)
+
+
+def test_study_cells_match_a_recomputation(tmp_path, vocab):
+    study = _micro_study(vocab, lambdas=(0.5,), outlier_modes=("oracle",))
+    store = ResultStore(tmp_path / "results")
+    res = cal.run_calibration_study(study, store, progress=False)
+    assert not res.skipped  # micro is a ViT: MaPLe runs
+    m = res.metrics
+    assert set(m.method) == {"zeroshot_hc", "coop", "coop_dor", "kgcoop", "cocoop", "maple"}
+    assert len(m[m.role == "main"]) == 2 * 6 and set(m.group) == {"base", "new"}
+    # every stored number is recomputed from the stored similarities by the brute-force reference
+    for method in ("coop", "coop_dor", "maple", "zeroshot_hc"):
+        arrays = res.sims(method, seed=1)
+        spec = next(c["spec"] for c in res.cells if c["method"] == method)
+        for group in ("base", "new"):
+            sims, y = arrays[f"{group}/sims"].astype(np.float64), arrays[f"{group}/labels"]
+            logit = sims * float(store.get(spec)["metrics"]["scale"])
+            p = np.exp(logit - logit.max(1, keepdims=True))
+            p /= p.sum(1, keepdims=True)
+            row = m[(m.role == "main") & (m.method == method) & (m.group == group)].iloc[0]
+            ref = _brute(p, y, 10)
+            for key in ("accuracy", "ece", "gap", "brier"):
+                assert row[key] == pytest.approx(ref[key], abs=2e-3), (method, group, key)  # sims kept in float16
+    # base and new are closed sets over their own names: 15/15 of the world's ID classes
+    assert arrays["base/sims"].shape[1] == 15 and arrays["new/sims"].shape[1] == 15
+    # zero-shot: the hand-crafted prompt's head
+    zs = m[(m.method == "zeroshot_hc") & (m.group == "new")].iloc[0]
+    assert zs["fd"] != zs["fd"]  # NaN: zero-shot FD is reported separately
+    assert set(res.fd_zeroshot) == {"base", "new"}
+    # the sweeps: one λ and the oracle pool, with the new-class names as outliers
+    lam = m[m.role == "lambda"]
+    assert set(lam.lam) == {0.5} and set(m[m.role == "mode"]["mode"]) == {"oracle"}
+    oracle = next(c["spec"] for c in res.cells if c["role"] == "mode")
+    from clipstudy.world import class_groups
+
+    assert oracle["recipe"]["params"]["regularizers"]["dor"]["new_classes"] == class_groups()["new"]
+    # FD was logged during training, and the history carries the DOR loss
+    h = res.history
+    assert h[(h.method == "coop_dor")]["loss_dor"].notna().all() and h[h.method == "coop"]["fd_new"].notna().all()
+    assert "hm" in set(res.summary().index.get_level_values("group"))
+    numbers = cal.key_numbers(res)
+    assert 0 <= numbers["new_ece_coop"] <= 1 and numbers["n_cells"] == 6 + 2  # 6 main, λ 0.5, oracle
+    assert set(cal.verdicts(numbers)) >= {"coop_new_overconfident", "dor_new", "kgcoop_base_underconfident"}
+
+
+def test_study_resumes_without_training(tmp_path, vocab, monkeypatch):
+    study = _micro_study(vocab, methods=("coop", "coop_dor"))
+    store = ResultStore(tmp_path / "results")
+    first = cal.run_calibration_study(study, store, progress=False)
+    monkeypatch.setattr(cal, "train_method", lambda *a, **k: pytest.fail("a stored cell was trained again"))
+    second = cal.run_calibration_study(study, store, progress=False)
+    cols = ["method", "group", "accuracy", "ece", "nll"]
+    assert first.metrics[cols].equals(second.metrics[cols])
+
+
+def test_maple_is_skipped_on_the_embedded_resnet(tmp_path, vocab):
+    study = _micro_study(vocab, model="embedded", pretrained="", methods=("zeroshot_hc", "maple"),
+                         recipe_overrides={})
+    res = cal.run_calibration_study(study, ResultStore(tmp_path / "r"), progress=False)
+    assert set(res.metrics.method) == {"zeroshot_hc"} and "ModifiedResNet" in res.skipped["maple"]
+    with pytest.raises(ConfigError, match="vision transformer"):
+        cal.run_calibration_study(cal.CalibrationStudy(**{**study.__dict__, "skip_unsupported": False}),
+                                  ResultStore(tmp_path / "r2"), progress=False)
+
+
+def test_bad_configurations_are_clear(tmp_path, vocab):
+    with pytest.raises(ConfigError, match="valid splits: base2new"):
+        _micro_study(vocab, split="novel")
+    with pytest.raises(ConfigError, match=">= 0"):
+        _micro_study(vocab, lambdas=(-1.0,))
+    with pytest.raises(ConfigError, match="near, far, random, oracle"):
+        _micro_study(vocab, outlier_modes=("close",))
+    from clipstudy.registry import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="valid recipes: .*coop_dor"):
+        _micro_study(vocab, methods=("coop", "coop_dorr"))
+    study = _micro_study(vocab, methods=("coop_dor",), dor={"vocabulary": str(tmp_path / "missing.txt")})
+    with pytest.raises(DataError, match="vocabulary file not found"):
+        cal.run_calibration_study(study, ResultStore(tmp_path / "r"), progress=False)
+
+
+def test_real_path_on_fake_coop_datasets(tmp_path, vocab):
+    from clipstudy.data.fake import make_fake_checkpoint, make_fake_tree
+
+    root = make_fake_tree(tmp_path / "data", families=["coop"], images_per_class=3, n_classes=4)
+    ckpt = make_fake_checkpoint(tmp_path / "fake.pt")
+    results = {}
+    for name in ("dtd", "eurosat"):
+        study = cal.CalibrationStudy(
+            model="clipstudy-micro", pretrained=str(ckpt), data_root=str(root), scale="paper",
+            methods=("zeroshot_hc", "coop", "coop_dor", "kgcoop"), shots=(2,), seeds=(1, 2),
+            dor={"vocabulary": vocab, "k": 10}, recipe_overrides={m: {"max_steps": 3, "params": {"n_ctx": 4}}
+                                                                  for m in ("coop", "coop_dor")},
+            **cal.dataset_specs(name))
+        results[name] = cal.run_calibration_study(study, ResultStore(tmp_path / "results"), progress=False)
+        m = results[name].metrics
+        assert len(m[m.role == "main"]) == 4 * 2 * 2
+        spec = next(c["spec"] for c in results[name].cells if c["method"] == "kgcoop")
+        from clipstudy.data import build_dataset
+
+        template = build_dataset(name, root=str(root)).template  # CoOp's hand-crafted prompt of the dataset
+        assert spec["recipe"]["params"]["template"] == template == spec["template"]
+    both = cal.combine(results)
+    row = both.metrics[(both.metrics.method == "coop") & (both.metrics.group == "new") & (both.metrics.seed == 1)]
+    per = [r.metrics[(r.metrics.method == "coop") & (r.metrics.group == "new") & (r.metrics.seed == 1)]["ece"].iloc[0]
+           for r in results.values()]
+    assert row["ece"].iloc[0] == pytest.approx(np.mean(per))
+    assert both.reliability["count"].sum() == sum(r.reliability["count"].sum() for r in results.values())
