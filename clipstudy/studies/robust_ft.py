@@ -1,0 +1,432 @@
+"""Nam, Heo & Lee, "Lipsum-FT: Robust fine-tuning of zero-shot models using random text guidance" (ICLR
+2024): fine-tune on a reference domain, evaluate on shifted domains, and relate robustness to the energy
+gap and to feature distortion (papers.md §4).
+
+Protocol: every method of the study (recipes in ``data/resources/recipes_robust_ft.json``: zero-shot,
+linear probe, FT, LP-FT, FLYP, L2-SP, KD, CAR-FT, Lipsum-FT) is trained on the reference domain's
+training pool through the one loop (:func:`clipstudy.experiment.train_method`), then evaluated on the
+reference test set and on every shifted domain: accuracy, NLL, ECE, the energy gap to the zero-shot model
+with random texts and with the class prompts (:func:`clipstudy.analysis.energy_gap`), and the feature
+distortion (:func:`clipstudy.analysis.feature_distortion`). Recipes with ``wise_alphas`` are also
+evaluated as WiSE-FT interpolations with their initial (zero-shot) weights. Chosen recipes record the
+training dynamics (reference/shift accuracy and energy gap over steps) through a training callback.
+
+ImageNet-R and ImageNet-A carry ``class_indices`` into the 1000 ImageNet classes: the 1000-way outputs
+are masked to their 200 classes before any metric (Hendrycks et al. 2021; Lipsum-FT ``src/data.py``).
+
+One result cell per (method, seed), resumable; tidy DataFrames in :class:`RobustFTResults`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..experiment import (Subset, TrainSet, build, cell_spec, checkpoint_path, dataset_from_spec, few_shot_set,
+                          get_recipe, method_outputs, recipe_spec, train_method, wise_variants)
+
+DEFAULT_METHODS = ("zs", "lp", "ft", "lp_ft", "flyp", "l2sp", "kd", "car_ft", "lipsum_ft")
+WORLD_SHIFTS = ("painting", "clipart", "sketch", "infograph")
+DOMAINNET_SHIFTS = ("painting", "clipart", "infograph", "sketch")
+IMAGENET_SHIFTS = ("imagenet_v2", "imagenet_r", "imagenet_a", "imagenet_sketch")
+
+
+@dataclass(frozen=True)
+class RobustFTStudy:
+    """Everything that defines the study; the fields that change numbers are part of each cell's spec.
+
+    ``train`` is the dataset spec of the reference domain's training pool (every image is used:
+    ``few_shot_set(shots=None)``); ``domains`` maps evaluation-set names to dataset specs (the
+    ``reference`` one and the shifts). ``head_from`` maps a recipe to the recipe whose trained linear probe
+    initialises its head (LP-FT). Energy gaps use ``n_random_texts`` random texts of ``text_length``
+    tokens drawn with ``text_seed`` and the class prompts of ``templates``. ``dynamics`` lists the recipes
+    whose first ``dynamics_seeds`` record reference/shift accuracy and energy gap during training, on
+    ``dynamics_images`` images per domain.
+    """
+
+    model: str = "embedded"
+    pretrained: str = ""
+    data_root: str = ""
+    device: str = "cpu"
+    scale: str = "embedded"
+    methods: tuple = DEFAULT_METHODS
+    seeds: tuple = (0, 1, 2)
+    train: Mapping[str, Any] = field(default_factory=dict)
+    reference: str = "photo"
+    domains: Mapping[str, Mapping] = field(default_factory=dict)
+    templates: str = "world"
+    head_from: Mapping[str, str] = field(default_factory=lambda: {"lp_ft": "lp"})
+    n_random_texts: int = 1000
+    text_length: int = 8
+    text_seed: int = 2024
+    ece_bins: int = 15
+    dynamics: tuple = ("ft", "lipsum_ft")
+    dynamics_seeds: tuple = (0,)
+    dynamics_images: int = 100
+    recipe_overrides: Mapping[str, Mapping] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.train or not self.domains:
+            raise ConfigError("the robust fine-tuning study needs a training pool (train=spec) and evaluation "
+                              "domains (domains={name: spec})")
+        if self.reference not in self.domains:
+            raise ConfigError(f"reference {self.reference!r} is not among the evaluation domains "
+                              f"{list(self.domains)}")
+        for spec in [self.train, *self.domains.values()]:
+            check_domain_spec(spec, self.data_root)
+        unknown = sorted(set(self.recipe_overrides) - set(self.methods) - set(self.head_from.values()))
+        if unknown:
+            raise ConfigError(f"recipe_overrides names {unknown}, which are not among methods {list(self.methods)}")
+        for name in [*self.methods, *self.head_from.values()]:
+            self.recipe(name)  # unknown recipes or settings fail before anything runs
+        if self.n_random_texts < 1 or self.text_length < 1:
+            raise ConfigError("n_random_texts and text_length must be >= 1")
+
+    def recipe(self, name: str):
+        return get_recipe(name, self.scale, **dict(self.recipe_overrides.get(name, {})))
+
+    @property
+    def shifts(self) -> list[str]:
+        return [d for d in self.domains if d != self.reference]
+
+
+def check_domain_spec(spec: Mapping[str, Any], data_root: str = "") -> None:
+    """Raise a clear :class:`ConfigError` if a dataset spec names a domain its dataset does not have
+    (before any data is read); unknown datasets list the valid ones."""
+    from ..data import dataset_domains
+
+    if not isinstance(spec, Mapping) or "dataset" not in spec:
+        raise ConfigError(f"a dataset spec is a dict with a 'dataset' key, got {spec!r}")
+    domain = spec.get("domain")
+    if domain is None:
+        return
+    valid = dataset_domains(spec["dataset"], spec.get("root") or data_root or None)
+    if domain not in valid:
+        raise ConfigError(f"dataset {spec['dataset']!r} has no domain {domain!r}; valid domains: {', '.join(valid)}")
+
+
+# --------------------------------------------------------------------------- protocols
+
+def world_study(n_train: int = 1500, n_test: int = 300, classes: str = "id", reference: str = "photo",
+                shifts=WORLD_SHIFTS, seed: int = 0, **kw) -> RobustFTStudy:
+    """The embedded protocol: train on the world's ``reference`` domain (train split), test on it and on
+    the other domains (test split), the DomainNet real → painting/clipart/infograph/sketch analogue."""
+    base = {"dataset": "world", "classes": classes, "seed": seed}
+    domains = {d: {**base, "split": "test", "domain": d, "n": n_test} for d in (reference, *shifts)}
+    return RobustFTStudy(train={**base, "split": "train", "domain": reference, "n": n_train}, reference=reference,
+                         domains=domains, **{"templates": "world", **kw})
+
+
+def domainnet_study(max_train: int | None = None, max_test: int | None = None, **kw) -> RobustFTStudy:
+    """Lipsum-FT's DomainNet protocol (papers.md §4.3): fine-tune on ``real`` (train split), test on the
+    ``test`` split of real, painting, clipart, infograph and sketch (quickdraw is left out)."""
+    cap = lambda n: {} if n is None else {"max_images": int(n)}  # noqa: E731
+    domains = {d: {"dataset": "domainnet", "split": "test", "domain": d, **cap(max_test)}
+               for d in ("real", *DOMAINNET_SHIFTS)}
+    return RobustFTStudy(train={"dataset": "domainnet", "split": "train", "domain": "real", **cap(max_train)},
+                         reference="real", domains=domains, **{"templates": "imagenet80", "scale": "paper", **kw})
+
+
+def imagenet_study(max_train: int | None = None, max_test: int | None = None, **kw) -> RobustFTStudy:
+    """Lipsum-FT's ImageNet protocol: fine-tune on ImageNet train, test on ImageNet val and V2, R, A, Sketch
+    (R and A masked to their 200 classes)."""
+    cap = lambda n: {} if n is None else {"max_images": int(n)}  # noqa: E731
+    domains = {d: {"dataset": d, "split": "test", **cap(max_test)} for d in ("imagenet", *IMAGENET_SHIFTS)}
+    return RobustFTStudy(train={"dataset": "imagenet", "split": "train", **cap(max_train)}, reference="imagenet",
+                         domains=domains, **{"templates": "imagenet80", "scale": "paper", **kw})
+
+
+BENCHMARKS = ("world", "domainnet", "imagenet")
+WISE_RECIPES = ("ft", "lipsum_ft")
+
+
+def make_study(benchmark: str = "world", *, n_train: int = 0, n_test: int = 0, classes: str = "id",
+               max_steps: int = 0, wise_alphas=None, **kw) -> RobustFTStudy:
+    """The study of a notebook's parameters: ``benchmark`` world (embedded protocol), domainnet or imagenet;
+    ``n_train`` / ``n_test`` cap the training pool and each evaluation set (0: the protocol's default, all
+    images of a real benchmark); ``max_steps`` caps every fine-tuning recipe (0: the recipe's own schedule);
+    ``wise_alphas`` replaces the WiSE-FT grid of FT and Lipsum-FT."""
+    if benchmark not in BENCHMARKS:
+        raise ConfigError(f"unknown benchmark {benchmark!r}; valid: {', '.join(BENCHMARKS)}")
+    methods = tuple(kw.pop("methods", DEFAULT_METHODS))
+    scale = kw.get("scale", "embedded" if benchmark == "world" else "paper")
+    overrides = {m: {} for m in methods if m != "zs"}
+    for name, o in overrides.items():
+        if max_steps and get_recipe(name, scale).method not in ("linear_probe", "zeroshot"):
+            o["max_steps"] = int(max_steps)  # the linear probe trains on cached features: its budget is cheap
+        if wise_alphas is not None and name in WISE_RECIPES:
+            o["wise_alphas"] = [float(a) for a in wise_alphas]
+    overrides = {k: v for k, v in overrides.items() if v}
+    if benchmark == "world":
+        sizes = {k: v for k, v in (("n_train", n_train), ("n_test", n_test)) if v}
+        return world_study(classes=classes, methods=methods, recipe_overrides=overrides, **sizes, **kw)
+    make = domainnet_study if benchmark == "domainnet" else imagenet_study
+    return make(max_train=n_train or None, max_test=n_test or None, methods=methods, recipe_overrides=overrides, **kw)
+
+
+# --------------------------------------------------------------------------- data
+
+@dataclass
+class StudyData:
+    """The model, the training pool, the evaluation sets (with class masks), the zero-shot tower's
+    features of each set, and the random and class-prompt text features of the energy gaps."""
+
+    loaded: Any
+    pool: Any
+    domains: dict
+    positions: dict
+    classnames: tuple
+    features0: dict = field(default_factory=dict)
+    random_texts: Any = None
+    class_texts: Any = None
+
+
+def load_study_data(study: RobustFTStudy, progress: bool = True) -> StudyData:
+    """Load the model, build every dataset (errors name what is missing before any training) and encode
+    what every cell shares once."""
+    from ..analysis import random_text_features
+    from ..features import extract_features
+    from ..models import load_model
+    from ..prompts import zeroshot_head
+
+    loaded = load_model(study.model, study.pretrained, device=study.device)
+    root = study.data_root or None
+    pool = dataset_from_spec(study.train, root)
+    domains = {name: dataset_from_spec(spec, root) for name, spec in study.domains.items()}
+    for name, ds in domains.items():
+        if len(ds) == 0:
+            raise ConfigError(f"evaluation set {name!r} is empty")
+    positions = {name: class_positions(pool, ds, name) for name, ds in domains.items()}
+    data = StudyData(loaded, pool, domains, positions, tuple(pool.classnames))
+    data.features0 = {n: extract_features(loaded, ds, progress=progress, desc=f"features {n}").features
+                      for n, ds in domains.items()}
+    data.random_texts = random_text_features(loaded, study.n_random_texts, study.text_length, seed=study.text_seed)
+    data.class_texts = zeroshot_head(loaded, data.classnames, study.templates)
+    return data
+
+
+def class_positions(pool, dataset, name: str = "dataset"):
+    """Which of the training pool's classes an evaluation set's labels refer to: ``None`` when both have
+    the same classes, else the column indices that mask the pool's outputs to the set's classes (ImageNet-R
+    and -A: ``class_indices`` into the 1000 ImageNet classes, Hendrycks et al. 2021)."""
+    if tuple(dataset.classnames) == tuple(pool.classnames):
+        return None
+    sub, full = getattr(dataset, "class_indices", None), getattr(pool, "class_indices", None)
+    if sub is None:
+        raise ConfigError(f"evaluation set {name!r} has other classes than the training pool and no "
+                          "class_indices to map them")
+    sub = np.asarray(sub)
+    full = np.arange(len(pool.classnames)) if full is None else np.asarray(full)
+    where = {int(c): i for i, c in enumerate(full)}
+    missing = [int(c) for c in sub if int(c) not in where]
+    if missing:
+        raise ConfigError(f"evaluation set {name!r} has {len(missing)} classes the training pool lacks "
+                          f"(class indices {missing[:5]})")
+    return np.array([where[int(c)] for c in sub], dtype=np.int64)
+
+
+# --------------------------------------------------------------------------- cells
+
+def run_robust_ft_study(study: RobustFTStudy, store=None, progress: bool = True, data: StudyData | None = None):
+    """Fill one result cell per (method, seed); return the tidy tables (:class:`RobustFTResults`)."""
+    from tqdm.auto import tqdm
+
+    from ..results import ResultStore
+
+    store = store or ResultStore()
+    data = data or load_study_data(study, progress)
+    cells = [(m, s) for m in study.methods for s in study.seeds]
+    records = []
+    for name, seed in tqdm(cells, desc="robust fine-tuning cells", disable=not progress):
+        recipe = study.recipe(name)
+        train = few_shot_set(data.pool, None, seed)
+        spec = _spec(study, data, recipe, train, seed)
+        metrics = store.run(spec, lambda: _run_cell(study, data, recipe, train, seed, spec, progress))
+        records.append((spec, metrics))
+    return RobustFTResults.from_records(records, study.reference, list(study.domains))
+
+
+def _spec(study: RobustFTStudy, data: StudyData, recipe, train: TrainSet, seed: int) -> dict:
+    sets = {name: ds.cache_key for name, ds in data.domains.items()}
+    extra = {"experiment": "robust_ft", "eval_sets": sets, "reference": study.reference,
+             "texts": {"n": study.n_random_texts, "length": study.text_length, "seed": study.text_seed,
+                       "templates": study.templates},
+             "ece_bins": study.ece_bins}
+    source = study.head_from.get(recipe.label)
+    if source:
+        extra["head_from"] = recipe_spec(study.recipe(source))
+    if _records_dynamics(study, recipe.label, seed):
+        extra["dynamics"] = {"images": study.dynamics_images}
+    return cell_spec(data.loaded, recipe, train, seed, **extra)
+
+
+def _records_dynamics(study: RobustFTStudy, label: str, seed: int) -> bool:
+    return label in study.dynamics and seed in study.dynamics_seeds[:len(study.seeds)]
+
+
+def _run_cell(study, data, recipe, train, seed, spec, progress) -> dict:
+    t0 = time.time()
+    method = _build_method(study, data, recipe, train, seed, progress)
+    callbacks = [DynamicsProbe(study, data, seed)] if "dynamics" in spec else []
+    start = [{"step": 0, **cb(method, 0, [])} for cb in callbacks]  # the untrained (zero-shot) model
+    method, history, theta0 = train_method(data.loaded, recipe, train, data.classnames, seed, method=method,
+                                           checkpoint=checkpoint_path(spec), callbacks=callbacks, progress=progress)
+    history = start + list(history)
+    train_seconds = time.time() - t0
+    variants = [{"variant": recipe.label, "alpha": 1.0, "domains": evaluate_variant(study, data, method, progress)}]
+    # wise_variants loads each alpha into one shared copy: evaluate each before the next is loaded
+    for alpha, mixed in wise_variants(method, theta0, recipe.wise_alphas):
+        variants.append({"variant": f"{recipe.label}+wise", "alpha": alpha,
+                         "domains": evaluate_variant(study, data, mixed, progress)})
+    return {"variants": variants, "history": history, "train_seconds": round(train_seconds, 2),
+            "seconds": round(time.time() - t0, 2)}
+
+
+def _build_method(study, data, recipe, train, seed, progress):
+    """The recipe's method; for LP-FT (``head_from``) with the head of the trained probe (its own cell
+    checkpoint, trained first if missing)."""
+    from ..methods import build_method
+
+    source = study.head_from.get(recipe.label)
+    if not source:
+        kwargs = recipe.kwargs
+        if recipe.method == "finetune" and kwargs.get("templates") == study.templates:
+            # the zero-shot head the method would build is the study's class-prompt head: encode it once
+            return build_method(recipe.method, data.loaded, data.classnames, **kwargs, head_init=data.class_texts)
+        return build(data.loaded, recipe, data.classnames)
+    lp_recipe = study.recipe(source)
+    lp_spec = _spec(study, data, lp_recipe, train, seed)
+    probe, _, _ = train_method(data.loaded, lp_recipe, train, data.classnames, seed,
+                               checkpoint=checkpoint_path(lp_spec), progress=progress)
+    weight = getattr(probe, "weight", None)
+    if weight is None:
+        raise ConfigError(f"{recipe.label}: head_from recipe {source!r} has no linear head (weight) to start from")
+    bias = getattr(probe, "bias", None)
+    return build_method(recipe.method, data.loaded, data.classnames, **recipe.kwargs, head_init=weight.detach(),
+                        head_bias_init=None if bias is None else bias.detach())
+
+
+def evaluate_variant(study: RobustFTStudy, data: StudyData, method, progress: bool = True) -> dict:
+    """Per evaluation set: accuracy, NLL, ECE, energy gaps (random texts, class prompts) and feature
+    distortion of one trained method against the zero-shot tower."""
+    out = {}
+    for name, ds in data.domains.items():
+        o = method_outputs(method, data.loaded, ds, name=name, progress=progress)
+        logits = float(method.scale) * masked(o.sims, data.positions[name])
+        out[name] = {**classification_metrics(logits, o.labels, study.ece_bins),
+                     **shift_metrics(o.features, data.features0[name], data.random_texts, data.class_texts)}
+    return out
+
+
+def masked(sims: np.ndarray, positions) -> np.ndarray:
+    """``sims`` restricted to the columns of an evaluation set's classes (all columns if ``positions`` is None)."""
+    return sims if positions is None else sims[:, positions]
+
+
+def classification_metrics(logits, labels, ece_bins: int = 15) -> dict:
+    """Accuracy, NLL (Lipsum-FT reports both, papers.md §0.4) and ECE (``ece_bins`` equal-width bins)."""
+    from ..metrics import accuracy, ece, nll
+
+    return {"accuracy": accuracy(logits, labels), "nll": nll(logits, labels, from_logits=True),
+            "ece": ece(logits, labels, n_bins=ece_bins, from_logits=True)}
+
+
+def shift_metrics(features, features0, random_texts, class_texts) -> dict:
+    """Energy gap to θ0 with random texts and with the class prompts, and the feature distortion."""
+    from ..analysis import energy_gap, feature_distortion
+
+    return {"energy_gap": energy_gap(features, features0, random_texts),
+            "energy_gap_class": energy_gap(features, features0, class_texts),
+            "distortion": feature_distortion(features, features0)}
+
+
+# --------------------------------------------------------------------------- training dynamics
+
+class DynamicsProbe:
+    """A training callback (``cb(method, step, history) -> dict``): reference accuracy, mean shift accuracy
+    and the random-text energy gap on the reference and the shifted sets, on the first ``dynamics_images``
+    images of each evaluation set (preprocessed once, held in memory). Evaluates in eval mode without
+    gradients, so it does not change the training run."""
+
+    def __init__(self, study: RobustFTStudy, data: StudyData, seed: int = 0):
+        from ..features import _Transformed
+
+        self.study, self.data = study, data
+        self.sets = {}
+        for name, ds in data.domains.items():
+            n = min(study.dynamics_images, len(ds))
+            items = _Transformed(Subset(ds, np.arange(n)), data.loaded.preprocess)
+            images = __import__("torch").stack([items[i][0] for i in range(n)])
+            self.sets[name] = (images, np.asarray(ds.targets)[:n], data.features0[name][:n])
+
+    def __call__(self, method, step, history) -> dict:
+        import torch
+
+        from ..analysis import energy_gap
+        from ..features import encode_images
+
+        was = method.training
+        method.eval()
+        acc, gap = {}, {}
+        with torch.no_grad():
+            for name, (images, labels, f0) in self.sets.items():
+                z = torch.nn.functional.normalize(encode_images(method.encoder, images.to(self.data.loaded.device)),
+                                                  dim=-1)
+                sims = masked(method.feature_similarities(z).float().cpu().numpy(), self.data.positions[name])
+                z = z.cpu()
+                acc[name] = float((sims.argmax(1) == labels).mean())
+                gap[name] = energy_gap(z, f0, self.data.random_texts)
+        method.train(was)
+        shifts = self.study.shifts
+        return {"ref_accuracy": acc[self.study.reference], "shift_accuracy": float(np.mean([acc[s] for s in shifts])),
+                "ref_energy_gap": gap[self.study.reference],
+                "shift_energy_gap": float(np.mean([gap[s] for s in shifts]))}
+
+
+# --------------------------------------------------------------------------- results
+
+@dataclass
+class RobustFTResults:
+    """The study's cells as tidy DataFrames.
+
+    ``metrics``: one row per (method, variant, alpha, seed, domain) with ``reference`` (bool), accuracy,
+    nll, ece, energy_gap, energy_gap_class, distortion. ``history``: one row per logged training step of
+    each (method, seed) (loss terms, lr and, where recorded, the dynamics columns; step 0 is the untrained
+    model). ``domains``: the evaluation sets, reference first. :meth:`summary` gives reference vs shift
+    averages per variant.
+    """
+
+    metrics: Any
+    history: Any
+    reference: str
+    domains: list
+
+    @classmethod
+    def from_records(cls, records, reference: str, domains=()) -> "RobustFTResults":
+        import pandas as pd
+
+        rows, hist = [], []
+        for spec, m in records:
+            key = {"method": spec["method"], "seed": spec["seed"]}
+            for v in m["variants"]:
+                rows += [{**key, "variant": v["variant"], "alpha": v["alpha"], "domain": d,
+                          "reference": d == reference, **vals} for d, vals in v["domains"].items()]
+            hist += [{**key, **h} for h in m["history"]]
+        domains = list(domains) or list(dict.fromkeys(r["domain"] for r in rows))
+        return cls(pd.DataFrame(rows), pd.DataFrame(hist), reference, [reference] + [d for d in domains if d != reference])
+
+    def summary(self, by_seed: bool = False):
+        """Per (method, variant, alpha[, seed]): reference and shift-average accuracy, NLL, ECE, energy gaps
+        and distortion (shift = mean over the shifted domains); averaged over seeds unless ``by_seed``."""
+        df = self.metrics
+        keys = ["method", "variant", "alpha", "seed"]
+        values = ["accuracy", "nll", "ece", "energy_gap", "energy_gap_class", "distortion"]
+        ref = df[df.reference].groupby(keys)[values].mean().add_prefix("ref_")
+        shift = df[~df.reference].groupby(keys)[values].mean().add_prefix("shift_")
+        out = ref.join(shift).reset_index()
+        if not by_seed:
+            out = out.groupby(keys[:3], sort=False).mean(numeric_only=True).drop(columns="seed").reset_index()
+        return out
