@@ -24,7 +24,7 @@ be flagged as OOD.
 shapes (heptagon next to hexagon), far-OOD object icons, and texture-only images (the Textures
 analogue); shift = the ID classes as paintings. **Changes of protocol forced by the embedded world**
 (all in `clipstudy/data/resources/recipes.json`, printed below): training runs are capped (CoOp 300
-steps, full FT 150) to fit a 2-core CPU; learning rates are scaled up because the embedded model's
+steps, CoCoOp 100, full FT 150) to fit a 2-core CPU; learning rates are scaled up because the embedded model's
 logit scale is 22.7, not CLIP's 100 (so MSP here is MCM at T = 1/22.7, not 1/100); CoOp starts from
 "a photo of a" (CoOp's `ctxv1` setting) because 300 steps cannot learn 16 random context vectors; the
 prompt ensemble is the world's 30 caption phrases instead of the 80 ImageNet templates. The `paper`
@@ -42,8 +42,8 @@ shots = [1, 2, 4, 8, 16]
 seeds = [1, 2, 3]
 scorers = ["mcm", "msp", "max_logit", "energy", "entropy", "variance", "mahalanobis", "knn", "gl_mcm"]
 n_train = 1200            # world: training pool the shots are drawn from
-n_test = 900              # ID test images; imagenet: a seeded subset of val, 0 for all
-n_ood = 450               # images per OOD and shift set; imagenet: 0 for all
+n_test = 600              # ID test images; imagenet: a seeded subset of val, 0 for all
+n_ood = 300               # images per OOD and shift set; imagenet: 0 for all
 shift_domains = ["painting"]   # world domains, or ImageNet variants such as imagenet_sketch
 max_steps = 0             # caps the steps of every trained method; 0 keeps the recipe budgets
 recipe_overrides = {}     # per recipe settings, e.g. {"coop": {"epochs": 50}}
