@@ -214,6 +214,9 @@ def test_bad_configurations_are_clear(tmp_path, vocab):
         _micro_study(vocab, lambdas=(-1.0,))
     with pytest.raises(ConfigError, match="near, far, random, oracle"):
         _micro_study(vocab, outlier_modes=("close",))
+    with pytest.raises(ConfigError, match="valid: fp32, bf16"):
+        _micro_study(vocab, precision="fp16")
+    assert _micro_study(vocab, precision="fp32").recipe("coop").precision == "fp32"  # the recipe says bf16
     from clipstudy.registry import UnknownNameError
 
     with pytest.raises(UnknownNameError, match="valid recipes: .*coop_dor"):

@@ -83,6 +83,9 @@ class Method(nn.Module):
         raise ConfigError(f"{type(self).__name__} has no prompts to encode arbitrary class names with; "
                           "DOR and feature divergence need a prompt learner (coop, cocoop, kgcoop, maple, ...)")
 
+    def cache_names(self, names) -> None:
+        """Prepare :meth:`encode_names` for these names (prompt learners tokenize them once); default: nothing."""
+
     def class_bound_parameters(self) -> list[str]:
         """Names of trainable parameters tied to the training classes (linear heads, class-specific
         contexts), which cannot carry over to other class names (:func:`clipstudy.experiment.transfer_to_classes`).

@@ -78,6 +78,10 @@ class _DeepPromptMixin:
     def class_bound_parameters(self) -> list[str]:
         return []  # every prompt is shared by all class names
 
+    def cache_names(self, names) -> None:
+        """Tokenize the prompts of ``names`` once, ahead of :meth:`encode_names` calls (DOR's outlier pool)."""
+        self._text().learner.cache_tokens(self._loaded, self.text_encoder, list(names))
+
 
 @METHODS.register("deep_text_prompt")
 class DeepTextPrompt(_DeepPromptMixin, Method):

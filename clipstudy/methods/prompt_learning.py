@@ -186,18 +186,26 @@ class PromptLearner(nn.Module):
 
     def _name_parts(self, loaded, encoder, names):
         """Token ids, SOS embedding, embeddings after the context, and BPE lengths of ``names``' prompts
-        ``"{prefix_text} {name}."`` (CoOp ``PromptLearner.__init__``). Token ids are cached per name (DOR
-        prompts a few names of a fixed pool every step; tokenizing them again would cost more than a
-        tenth of the step)."""
+        ``"{prefix_text} {name}."`` (CoOp ``PromptLearner.__init__``)."""
+        tokens, name_lens = self._tokens(loaded, encoder, names)
+        embedding = encoder.embed(tokens.to(encoder.token_embedding.weight.device))
+        return tokens.to(embedding.device), embedding[:, :1], embedding[:, 1 + self.n_ctx :], name_lens
+
+    def _tokens(self, loaded, encoder, names):
+        """Prompt token ids ``[n, L]`` and name lengths, cached per name: DOR prompts a few names of a fixed
+        pool every step, and tokenizing them again would cost more than a tenth of the step."""
         names = [str(c).replace("_", " ") for c in names]
         cache = self.__dict__.setdefault("_token_cache", {})
         todo = [n for n in dict.fromkeys(names) if n not in cache]
         if todo:
             ids = prompt_tokens(loaded, [f"{self.prefix_text} {name}." for name in todo], encoder.context_length)
             cache.update({n: (ids[i], len(loaded.tokenizer.encode(n))) for i, n in enumerate(todo)})
-        tokens = torch.stack([cache[n][0] for n in names]).to(encoder.token_embedding.weight.device)
-        embedding = encoder.embed(tokens)
-        return tokens, embedding[:, :1], embedding[:, 1 + self.n_ctx :], [cache[n][1] for n in names]
+        return torch.stack([cache[n][0] for n in names]), [cache[n][1] for n in names]
+
+    def cache_tokens(self, loaded, encoder, names) -> None:
+        """Tokenize ``names``' prompts now (DOR's whole outlier pool, once) so training steps only look them up."""
+        if names:
+            self._tokens(loaded, encoder, names)
 
     def name_prompts(self, loaded, encoder, names, ctx: torch.Tensor | None = None):
         """``(prompt embeddings [n, L, width], tokens [n, L])`` of arbitrary class names with the current
@@ -276,6 +284,10 @@ class CoOp(Method):
     def class_bound_parameters(self) -> list[str]:
         return ["prompt_learner.ctx"] if self.prompt_learner.class_specific else []
 
+    def cache_names(self, names) -> None:
+        """Tokenize the prompts of ``names`` once, ahead of :meth:`encode_names` calls (DOR's outlier pool)."""
+        self.prompt_learner.cache_tokens(self._loaded, self.text_encoder, list(names))
+
 
 @METHODS.register("cocoop")
 class CoCoOp(Method):
@@ -333,6 +345,9 @@ class CoCoOp(Method):
 
     def class_bound_parameters(self) -> list[str]:
         return []  # the context and the meta-net are shared by every class name
+
+    def cache_names(self, names) -> None:
+        self.prompt_learner.cache_tokens(self._loaded, self.text_encoder, list(names))
 
     def forward_train(self, batch) -> dict:
         z = F.normalize(batch["x"].float(), dim=-1)

@@ -70,11 +70,15 @@ class DynamicOutlierRegularizer(Regularizer):
         self.sampler = OutlierSampler(names, min(n, len(names)), seed)
         self.register_buffer("frozen", feats.to(next(iter(method.buffers())).device), persistent=False)
         self._index = {name: i for i, name in enumerate(names)}
+        self._cached = False
 
     def forward(self, method, batch, outputs):
         step = batch.get("step")
         if step is not None and int(step) != self.sampler.batches_drawn:  # a resumed run: replay to its step
             self.sampler.load_state_dict({**self.sampler.state_dict(), "batches_drawn": int(step)})
+        if not self._cached:  # tokenize the whole pool once (the method's prompts exist only after __init__)
+            method.cache_names(self.pool)
+            self._cached = True
         names = self.sampler.next_batch()
         idx = torch.tensor([self._index[n] for n in names], device=self.frozen.device)
         z = outputs.get("features") if getattr(method, "instance_conditioned", False) else None

@@ -49,8 +49,9 @@ class CalibrationStudy:
     dataset's own ``template`` attribute, CoOp's ``CUSTOM_TEMPLATES``, else ``"a photo of a {}."``).
     ``dor`` is merged into every DOR regularizer (e.g. ``{"vocabulary": "world"}``). ``lambdas`` and
     ``outlier_modes`` sweep the DOR weight and the outlier pool of ``sweep_method``. FD uses the ``fd_m``
-    nearest other classes under ``fd_metric``. Methods the backbone cannot run (MaPLe on a ResNet) are
-    skipped with their reason when ``skip_unsupported``.
+    nearest other classes under ``fd_metric``. ``precision`` (fp32 | bf16) replaces every recipe's (``""``
+    keeps them). Methods the backbone cannot run (MaPLe on a ResNet) are skipped with their reason when
+    ``skip_unsupported``.
     """
 
     model: str = "embedded"
@@ -74,6 +75,7 @@ class CalibrationStudy:
     fd_metric: str = "cosine"
     n_bins: int = 10
     recipe_overrides: Mapping[str, Mapping] = field(default_factory=dict)
+    precision: str = ""
     skip_unsupported: bool = True
 
     def __post_init__(self):
@@ -104,11 +106,16 @@ class CalibrationStudy:
         if self.lambdas or self.outlier_modes:
             if "dor" not in self.recipe(self.sweep_method).kwargs.get("regularizers", {}):
                 raise ConfigError(f"sweep_method {self.sweep_method!r} has no DOR regularizer to sweep")
+        from ..train import PRECISIONS
+
+        if self.precision and self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)} (or '' for the recipes')")
         if self.dor.get("weight") is not None and self.dor["weight"] < 0:
             raise ConfigError(f"the DOR weight must be >= 0, got {self.dor['weight']!r}")
 
     def recipe(self, name: str) -> Recipe:
-        return get_recipe(name, self.scale, **dict(self.recipe_overrides.get(name, {})))
+        overrides = {"precision": self.precision} if self.precision else {}
+        return get_recipe(name, self.scale, **{**overrides, **dict(self.recipe_overrides.get(name, {}))})
 
 
 # --------------------------------------------------------------------------- data

@@ -28,7 +28,8 @@ sorted, first half base, as CoOp). **Changes of protocol forced by the embedded 
 `clipstudy/data/resources/recipes*.json`, printed below):
 * training is capped at 300 steps (CoCoOp 150 steps with batch 8) and learning rates are raised
   (CoOp 0.01 instead of 0.002) to fit a 2-core CPU; CoOp and DOR's CoOp start from "a photo of a"
-  (4 vectors, CoOp's `ctxv1`) instead of DOR's 16 random vectors, which 300 steps cannot learn;
+  (4 vectors, CoOp's `ctxv1`) instead of DOR's 16 random vectors, which 300 steps cannot learn; every
+  method trains in fp32 (the recipes say bf16, which on a CPU is slower for these small matrices);
 * the embedded logit scale is **22.7, not CLIP's 100**. The cross-entropy gradient scales with it and
   the DOR/KgCoOp terms do not, so their weights are scaled by 22.7/100 to keep the paper's balance:
   λ = 8 → 1.8 (CoOp), 2 → 0.45 (others), KgCoOp's W = 8 → 1.8 (the λ figure sweeps up to 16);
@@ -65,6 +66,8 @@ n_val = 600               # world: held-out images for temperature scaling; real
                           # unless 0; 0 skips temperature scaling
 max_test_images = 0       # real datasets: seeded subset of each test split, 0 for all
 max_steps = 0             # caps the steps of every trained method; 0 keeps the recipe budgets
+precision = "fp32"        # every trained method: fp32 or bf16, "" keeps the recipes' (on a CPU, bf16 autocast is
+                          # slower than fp32 for the embedded text tower's small matrices)
 fd_m = 5                  # FD: number of nearest other classes
 threads = 1               # torch CPU threads: the small text-tower steps run fastest single-threaded
 out_dir = ""
@@ -87,7 +90,7 @@ if max_steps:
 studies = {name: cal.CalibrationStudy(
     model=model, pretrained=pretrained, data_root=data_root, device=device, scale=scale, methods=tuple(methods),
     shots=(shots,), seeds=tuple(seeds), lambdas=tuple(lambdas), outlier_modes=tuple(outlier_modes), dor=dor,
-    fd_m=fd_m, recipe_overrides=overrides,
+    fd_m=fd_m, recipe_overrides=overrides, precision=precision,
     **cal.dataset_specs(name, n_train=n_train, n_test=n_test, n_val=n_val, max_test_images=max_test_images))
     for name in datasets}
 study = next(iter(studies.values()))
