@@ -253,3 +253,12 @@ def test_real_path_on_fake_coop_datasets(tmp_path, vocab):
            for r in results.values()]
     assert row["ece"].iloc[0] == pytest.approx(np.mean(per))
     assert both.reliability["count"].sum() == sum(r.reliability["count"].sum() for r in results.values())
+
+
+def test_dataset_specs():
+    world = cal.dataset_specs("world", n_train=10, n_test=20, n_val=0)
+    assert world["train"] == {"dataset": "world", "classes": "id", "domain": "photo", "split": "train", "n": 10}
+    assert world["test"]["n"] == 20 and world["val"] == {}
+    dtd = cal.dataset_specs("dtd", max_test_images=50)
+    assert dtd["test"] == {"dataset": "dtd", "split": "test", "max_images": 50} and dtd["val"]["split"] == "val"
+    assert cal.dataset_specs("imagenet")["val"] == {}  # ImageNet's val images are CoOp's test set

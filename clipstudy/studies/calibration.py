@@ -456,7 +456,8 @@ def dataset_specs(name: str, *, n_train: int = 1200, n_test: int = 1500, n_val: 
                   max_test_images: int = 0, domain: str = "photo") -> dict:
     """``{"train", "test", "val"}`` dataset specs of one benchmark: the embedded world's ID classes in one
     domain (``n_*`` images rendered per split), or a CoOp dataset read from folders (train / test / val
-    splits of ``split_zhou_*.json``; ``max_test_images`` > 0 keeps a seeded subset of the test split)."""
+    splits of ``split_zhou_*.json``; ``max_test_images`` > 0 keeps a seeded subset of the test split; ImageNet's
+    val images are its test set, so it gets no validation set)."""
     if name == "world":
         spec = {"dataset": "world", "classes": "id", "domain": domain}
         return {"train": {**spec, "split": "train", "n": n_train}, "test": {**spec, "split": "test", "n": n_test},
@@ -464,8 +465,10 @@ def dataset_specs(name: str, *, n_train: int = 1200, n_test: int = 1500, n_val: 
     test = {"dataset": name, "split": "test"}
     if max_test_images:
         test["max_images"] = int(max_test_images)
+    # CoOp's ImageNet has no validation split (its val images are the test set): no temperature scaling there
+    has_val = n_val and name != "imagenet"
     return {"train": {"dataset": name, "split": "train"}, "test": test,
-            "val": {"dataset": name, "split": "val"} if n_val else {}}
+            "val": {"dataset": name, "split": "val"} if has_val else {}}
 
 
 def combine(results: Mapping[str, CalibrationResults]) -> CalibrationResults:
