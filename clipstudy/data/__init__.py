@@ -48,6 +48,7 @@ def list_datasets() -> list[str]:
 def _ensure_registered() -> None:
     # Builders live in submodules that import heavy packages only when a dataset is built.
     from . import coop_datasets, cue_conflict, domainnet, folders, imagenet, ood_sets, retrieval, world_data  # noqa: F401
+    from . import imagenet_c  # noqa: F401  (holistic study: ImageNet-C cells)
 
 
 def require_dir(path, what: str, layout: str):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 FAMILY_DATASETS = {
-    "imagenet": ("imagenet", "imagenet_v2", "imagenet_sketch", "imagenet_r", "imagenet_a", "imagenet_x"),
+    "imagenet": ("imagenet", "imagenet_v2", "imagenet_sketch", "imagenet_r", "imagenet_a", "imagenet_x", "imagenet_c"),
     "domainnet": ("domainnet",),
     "coop": ("caltech101", "oxford_pets", "stanford_cars", "oxford_flowers", "food101", "fgvc_aircraft", "sun397",
              "dtd", "eurosat", "ucf101"),
@@ -90,6 +90,19 @@ def _imagenet(root: Path, write: _Images, k: int, n: int) -> None:
     (x / "imagenet_x_val_multi_factor.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     top = [{**r, **{f: int(f == FACTORS[i % len(FACTORS)]) for f in FACTORS}} for i, r in enumerate(rows)]
     (x / "imagenet_x_val_top_factor.jsonl").write_text("".join(json.dumps(r) + "\n" for r in top))
+    _imagenet_c(root, _Images(7), both[:n], k)  # its own pixel stream: the other images stay as they were
+
+
+IMAGENET_C_CELLS = (("gaussian_noise", (1, 3, 5)), ("motion_blur", (1, 3, 5)))
+"""The (corruption, severities) of the fake ImageNet-C tree (part of the ``imagenet`` family)."""
+
+
+def _imagenet_c(root: Path, write: _Images, wnids, k: int) -> None:
+    for corruption, severities in IMAGENET_C_CELLS:
+        for s in severities:
+            for wnid in wnids:
+                for j in range(k):
+                    write(root / "imagenet-c" / corruption / str(s) / wnid / f"{corruption}_{s}_{j}.JPEG")
 
 
 def _domainnet(root: Path, write: _Images, k: int, n: int) -> None:
