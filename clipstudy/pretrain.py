@@ -44,6 +44,7 @@ class PretrainConfig:
     max_minutes: float | None = None
     eval_every: int = 250
     eval_per_domain: int = 200
+    card_eval_n: int | None = None  # images per domain of the model card's evaluation (None: see model_card)
     world: tuple = ()  # WorldConfig overrides as (key, value) pairs
     preset: str = ""
     description: str = ""
@@ -164,10 +165,11 @@ def pretrain(cfg: PretrainConfig, *, out_dir: str | Path | None = None, progress
 def model_card(loaded, cfg: PretrainConfig, history: list, seconds: float, progress: bool = True) -> dict:
     """Measured facts about a pretrained model: zero-shot accuracy per domain and per factor value
     (photo prompt, all world classes), shape bias on cue-conflict images, accuracy under each
-    corruption at severity 3."""
+    corruption at severity 3. ``cfg.card_eval_n`` sets the evaluation size (images per domain; half of it
+    per corruption); by default ``eval_per_domain`` for runs of at most 100 steps, else at least 1000."""
     from .evaluate import accuracy_by_factor, corruption_accuracy, shape_bias_on_world, zeroshot_by_domain
 
-    n = cfg.eval_per_domain if cfg.steps <= 100 else max(cfg.eval_per_domain, 1000)
+    n = cfg.card_eval_n or (cfg.eval_per_domain if cfg.steps <= 100 else max(cfg.eval_per_domain, 1000))
     kw = dict(seed=cfg.seed, progress=progress, cache=False)
     results = zeroshot_by_domain(loaded, "world", n=n, **kw)
     factors = accuracy_by_factor(results["photo"])
