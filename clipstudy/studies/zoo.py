@@ -1,0 +1,281 @@
+"""The model zoo of the holistic robustness study (Tu, Deng & Gedeon, TPAMI 2025; papers.md §3.1): models
+that differ in one of the six factors while the others stay fixed.
+
+The zoo is data (``data/resources/zoo.json``). Each model is
+
+* a **preset** model: pretrained from scratch on the embedded world by :func:`clipstudy.pretrain.pretrain`
+  with a preset of ``pretrain_presets.json`` (architecture, loss, domain mixture, number of unique
+  training images, steps), trained on demand and cached in ``<checkpoints>/pretrain/<preset>-seed<k>/``
+  (a folder holding ``weights.safetensors`` and ``card.json`` is never trained again);
+* a **derived** model: a preset model fine-tuned on the ID classes with a training recipe
+  (``data/resources/recipes*.json``) through :func:`clipstudy.experiment.train_method` (resumable,
+  cached checkpoint);
+* an **external** model: an open_clip architecture with a tag or checkpoint file, or the shipped
+  ``embedded`` model (the real path's zoo, and reference points of the embedded one).
+
+Every model names the factor it varies with respect to the zoo's ``base`` model and its value; the
+base model has factor ``"base"``, models outside the comparison ``"reference"``. The sixth factor,
+test-time prompts, needs no model: every zero-shot model is evaluated with each of the study's
+prompt sets.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .. import paths
+from ..errors import ConfigError
+from ..io import read_json
+
+KINDS = ("preset", "derived", "external")
+ROLES = ("base", "reference")
+
+
+@functools.lru_cache(maxsize=None)
+def zoo_table() -> dict:
+    """``zoo.json`` as read (factors and zoos)."""
+    return read_json(paths.resources_dir() / "zoo.json")
+
+
+def factor_names() -> tuple[str, ...]:
+    """The six factors of Tu et al. (papers.md §3.1), in the order of ``zoo.json``."""
+    return tuple(zoo_table()["factors"])
+
+
+def list_zoos() -> list[str]:
+    return sorted(zoo_table()["zoos"])
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    """One model of the zoo; exactly one of ``preset`` / ``base`` + ``recipe`` / ``model`` is set."""
+
+    name: str
+    factor: str
+    value: str = ""
+    preset: str = ""
+    base: str = ""
+    recipe: str = ""
+    recipe_overrides: tuple = ()
+    model: str = ""
+    pretrained: str = ""
+
+    @property
+    def kind(self) -> str:
+        return "preset" if self.preset else "derived" if self.base else "external"
+
+    @property
+    def zero_shot(self) -> bool:
+        """Zero-shot models are evaluated with every prompt set; fine-tuned ones with their own head."""
+        return self.kind != "derived"
+
+    def overrides(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.recipe_overrides}
+
+
+@dataclass(frozen=True)
+class Zoo:
+    """A validated zoo: its models (base first), the base model's value of every factor, and the seed of
+    every pretraining and fine-tuning run."""
+
+    name: str
+    models: tuple
+    base: str
+    base_values: tuple = ()
+    seed: int = 0
+    description: str = ""
+
+    def __post_init__(self):
+        validate_zoo(self)
+
+    def get(self, name: str) -> ZooModel:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise ConfigError(f"zoo {self.name!r} has no model {name!r}; models: {', '.join(self.names)}")
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.models]
+
+    def values(self, name: str) -> dict:
+        """The value of every factor for model ``name``: the base model's, except the factor it varies."""
+        values = dict(self.base_values)
+        m = self.get(name)
+        if m.factor in values:
+            values[m.factor] = m.value
+        return values
+
+    def base_value(self, factor: str) -> str:
+        return str(dict(self.base_values).get(factor, "base"))
+
+
+def _fields(entry: Mapping, where: str) -> dict:
+    names = {f.name for f in dataclasses.fields(ZooModel)} - {"name"}
+    unknown = sorted(set(entry) - names - {"_doc"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown}; valid keys: {', '.join(sorted(names))}")
+    out = {k: v for k, v in entry.items() if k in names}
+    if "recipe_overrides" in out:
+        out["recipe_overrides"] = tuple(sorted((k, tuple(v) if isinstance(v, list) else v)
+                                               for k, v in dict(out["recipe_overrides"]).items()))
+    return out
+
+
+def load_zoo(name: str) -> Zoo:
+    """The zoo ``name`` of ``zoo.json`` (unknown names list the valid ones), validated."""
+    from ..registry import UnknownNameError
+
+    zoos = zoo_table()["zoos"]
+    if name not in zoos:
+        raise UnknownNameError(f"unknown zoo {name!r}; valid zoos: {', '.join(sorted(zoos))}")
+    z = zoos[name]
+    models = tuple(ZooModel(name=k, **_fields(v, f"zoo {name!r} model {k!r}")) for k, v in z["models"].items())
+    return Zoo(name, models, z.get("base", ""), tuple(sorted(z.get("base_values", {}).items())),
+               int(z.get("seed", 0)), z.get("description", ""))
+
+
+def zoo_from_models(models: Sequence[Sequence[str]], name: str = "real", seed: int = 0) -> Zoo:
+    """A zoo of external models from ``[arch, pretrained]`` or ``[arch, pretrained, factor, value]`` rows
+    (the real path: open_clip checkpoints); the first row is the base."""
+    rows = []
+    for i, row in enumerate(models):
+        row = list(row)
+        if len(row) not in (2, 4) or not all(isinstance(x, str) for x in row):
+            raise ConfigError(f"real model {i}: expected [arch, pretrained] or [arch, pretrained, factor, value] "
+                              f"strings, got {row!r}")
+        factor, value = (row[2], row[3]) if len(row) == 4 else ("base" if i == 0 else "reference", "")
+        label = f"{row[0]}:{Path(row[1]).name or 'default'}" if row[1] else row[0]
+        rows.append(ZooModel(name=label, factor=factor, value=value, model=row[0], pretrained=row[1]))
+    if not rows:
+        raise ConfigError("the real path needs at least one [arch, pretrained] model")
+    return Zoo(name, tuple(rows), rows[0].name, (), seed, "open_clip checkpoints")
+
+
+def validate_zoo(zoo: Zoo) -> None:
+    """Every model is of one kind, names a known factor (or base/reference), a known preset, recipe and
+    base model; the base model exists. Errors list the valid choices."""
+    from ..experiment import list_recipes
+    from ..pretrain import presets
+
+    names = [m.name for m in zoo.models]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"zoo {zoo.name!r} names a model twice: {names}")
+    if zoo.base not in names:
+        raise ConfigError(f"zoo {zoo.name!r}: base model {zoo.base!r} is not among its models {names}")
+    factors = factor_names()
+    bad_base = sorted(set(dict(zoo.base_values)) - set(factors))
+    if bad_base:
+        raise ConfigError(f"zoo {zoo.name!r}: unknown factors {bad_base} in base_values; factors: {', '.join(factors)}")
+    for m in zoo.models:
+        where = f"zoo {zoo.name!r} model {m.name!r}"
+        if m.factor not in factors + ROLES:
+            raise ConfigError(f"{where}: unknown factor {m.factor!r}; valid: {', '.join(factors + ROLES)}")
+        if sum(bool(x) for x in (m.preset, m.base, m.model)) != 1:
+            raise ConfigError(f"{where}: give exactly one of preset (pretrained here), base + recipe (fine-tuned) "
+                              "or model (+ pretrained: an external checkpoint)")
+        if m.preset and m.preset not in presets():
+            raise ConfigError(f"{where}: unknown pretraining preset {m.preset!r}; valid presets: "
+                              f"{', '.join(sorted(presets()))}")
+        if m.base:
+            if m.base not in names or zoo.get(m.base).kind == "derived":
+                raise ConfigError(f"{where}: base {m.base!r} must be a preset or external model of the zoo")
+            if m.recipe not in list_recipes():
+                raise ConfigError(f"{where}: unknown recipe {m.recipe!r}; valid recipes: {', '.join(list_recipes())}")
+        if m.factor == "test_time_prompts":
+            raise ConfigError(f"{where}: test-time prompts need no model; the study evaluates every zero-shot "
+                              "model with each prompt set")
+
+
+# --------------------------------------------------------------------------- training on demand
+
+def preset_run_dir(preset: str, seed: int) -> Path:
+    from ..pretrain import PretrainConfig
+
+    return PretrainConfig.from_preset(preset, seed=seed).run_dir()
+
+
+def is_trained(preset: str, seed: int) -> bool:
+    """A finished pretraining run (weights and card written) that is reused as is."""
+    d = preset_run_dir(preset, seed)
+    return (d / "weights.safetensors").exists() and (d / "card.json").exists()
+
+
+def ensure_pretrained(preset: str, seed: int = 0, progress: bool = True) -> tuple[Path, dict]:
+    """The run folder and model card of ``preset`` at ``seed``: read back when finished, else trained now
+    (resuming an interrupted run from its ``state.pt``) with :func:`clipstudy.pretrain.pretrain`."""
+    from ..pretrain import PretrainConfig, pretrain
+
+    cfg = PretrainConfig.from_preset(preset, seed=seed)
+    out = cfg.run_dir()
+    if is_trained(preset, seed):
+        return out, read_json(out / "card.json")
+    return out, pretrain(cfg, out_dir=out, progress=progress)
+
+
+@dataclass
+class Member:
+    """A zoo model ready for evaluation: the loaded CLIP model, the trained method of a derived model
+    (``None`` for zero-shot models) and facts about its training (``info``)."""
+
+    entry: ZooModel
+    loaded: Any
+    method: Any = None
+    info: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def scale(self) -> float:
+        return float(self.method.scale) if self.method is not None else self.loaded.logit_scale
+
+    def text_model(self):
+        """The CLIP model whose text tower encodes captions (FLYP fine-tunes its own copy)."""
+        return getattr(self.method, "model", None) or self.loaded.model
+
+
+def load_member(zoo: Zoo, name: str, *, train=None, classnames=(), scale: str = "embedded", device: str = "cpu",
+                progress: bool = True, _bases: dict | None = None) -> Member:
+    """Load (training on demand) zoo model ``name``. Derived models need ``train`` (a
+    :class:`~clipstudy.experiment.TrainSet` over ``classnames``); ``_bases`` memoises loaded base models."""
+    from ..models import load_model
+
+    entry = zoo.get(name)
+    if entry.kind == "external":
+        loaded = load_model(entry.model, entry.pretrained, device=device)
+        return Member(entry, _named(loaded, name), info={"source": loaded.pretrained})
+    if entry.kind == "preset":
+        run_dir, card = ensure_pretrained(entry.preset, zoo.seed, progress)
+        loaded = load_model(card["arch"], str(run_dir / "weights.safetensors"), device=device)
+        info = {"preset": entry.preset, "train_minutes": card.get("train_minutes"),
+                "steps": card.get("steps_done"), "card_accuracy": card.get("zeroshot_accuracy", {})}
+        return Member(entry, _named(loaded, name), info=info)
+    return _derived(zoo, entry, train, classnames, scale, device, progress, _bases)
+
+
+def _named(loaded, name: str):
+    loaded.name = name
+    return loaded
+
+
+def _derived(zoo, entry, train, classnames, scale, device, progress, bases) -> Member:
+    import time
+
+    from ..experiment import cell_spec, checkpoint_path, get_recipe, train_method
+
+    if train is None:
+        raise ConfigError(f"zoo model {entry.name!r} is fine-tuned and needs a training set (the study's 'train')")
+    bases = {} if bases is None else bases
+    if entry.base not in bases:
+        bases[entry.base] = load_member(zoo, entry.base, device=device, progress=progress)
+    base = bases[entry.base]
+    recipe = get_recipe(entry.recipe, scale, **entry.overrides())
+    spec = cell_spec(base.loaded, recipe, train, zoo.seed, experiment="holistic-zoo", zoo_model=entry.name)
+    t0 = time.time()
+    method, history, _ = train_method(base.loaded, recipe, train, classnames, zoo.seed,
+                                      checkpoint=checkpoint_path(spec), progress=progress)
+    info = {"recipe": recipe.label, "steps": history[-1]["step"] if history else 0,
+            "train_minutes": round((history[-1]["seconds"] if history else time.time() - t0) / 60, 2),
+            "base": entry.base}
+    return Member(entry, base.loaded, method, info)
