@@ -1,0 +1,741 @@
+"""Tu, Deng & Gedeon, "Toward a holistic evaluation of robustness in CLIP models" (TPAMI 2025; papers.md §3):
+a zoo of CLIP models that differ in one of six factors, each evaluated on every reliability axis.
+
+Protocol (papers.md §3.2, reconstructed where the paper's is not known, and scaled to the embedded world):
+
+* the zoo (:mod:`clipstudy.studies.zoo`, ``data/resources/zoo.json``) varies the architecture, the training
+  distribution, the training-set size, fine-tuning (FT, FLYP), the contrastive loss (CLIP, SigLIP); the
+  sixth factor, test-time prompts, evaluates every zero-shot model with each prompt set;
+* every classification is over the ID classes; each model is encoded once per dataset (cached features,
+  :func:`clipstudy.features.extract_features`) and every axis is a function of those features
+  (:mod:`clipstudy.analysis.robustness`): accuracy per nuisance-factor value and its effective robustness,
+  shape bias on cue-conflict images, OOD detection (MCM for zero-shot, MSP for fine-tuned models), ECE-15
+  and NLL before/after temperature scaling fitted on ID validation data (ID, domain shifts, corruptions),
+  image-text recall@K, and accuracy per corruption and severity (geometric corruptions stand in for the
+  paper's 3D corruptions);
+* one result cell per zoo model (all prompt sets inside) in a :class:`~clipstudy.results.ResultStore`,
+  skipped when present: a rerun reads the cells back and retrains nothing.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..registry import Registry
+
+PROTOCOL_VERSION = 1
+DEFAULT_PROMPTS = {"single": "photo", "ensemble": "world"}
+ROLES = ("train", "id", "val", "factors", "shift", "ood", "cue_conflict", "corruptions", "retrieval")
+GROUP_ROLES = ("shift", "ood", "corruptions", "retrieval")
+VISUAL_FACTORS = ("color", "size", "position", "rotation", "pattern", "background", "occlusion")
+
+
+@dataclass(frozen=True)
+class HolisticStudy:
+    """Everything that defines the study; every field is part of each cell's spec.
+
+    ``zoo`` names a zoo of ``zoo.json``; ``models`` (``[arch, pretrained]`` rows, the real path) replaces
+    it. ``sets`` holds dataset specs by role (:func:`holistic_benchmark`); ``prompts`` maps a label to a
+    template set (:data:`clipstudy.prompts.TEMPLATES`), the first being the default of every zero-shot
+    model; ``geometric`` names the corruptions that stand in for 3D corruptions; ``factors`` the visual
+    factors read from the factor set's table.
+    """
+
+    zoo: str = "default"
+    models: tuple = ()
+    data_root: str = ""
+    device: str = "cpu"
+    scale: str = "embedded"
+    prompts: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_PROMPTS))
+    sets: Mapping[str, Any] = field(default_factory=dict)
+    geometric: tuple = ("rotate", "zoom", "occlude")
+    factors: tuple = VISUAL_FACTORS
+    n_bins: int = 15
+    ts_bounds: tuple = (0.01, 10.0)
+    ks: tuple = (1, 5)
+
+    def __post_init__(self):
+        from ..prompts import get_templates
+
+        if not self.prompts:
+            raise ConfigError("the holistic study needs at least one prompt set (prompts={label: template set})")
+        for templates in self.prompts.values():
+            get_templates(templates)  # unknown template sets list the valid ones
+        unknown = sorted(set(self.sets) - set(ROLES))
+        if unknown:
+            raise ConfigError(f"unknown dataset roles {unknown}; valid roles: {', '.join(ROLES)}")
+        for role in ("id", "val"):
+            if role not in self.sets:
+                raise ConfigError(f"the holistic study needs a {role!r} dataset spec")
+        self.get_zoo()
+
+    def get_zoo(self):
+        from .zoo import load_zoo, zoo_from_models
+
+        return zoo_from_models(self.models) if self.models else load_zoo(self.zoo)
+
+    @property
+    def default_prompts(self) -> str:
+        return next(iter(self.prompts))
+
+
+# --------------------------------------------------------------------------- data
+
+class InMemory:
+    """A world dataset rendered once and held in memory (uint8 pixels), so the feature pass of every zoo
+    model reads the same images without rendering them again; same ``cache_key`` as the original."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        base, idx = _unwrap(dataset)
+        self.pixels = base.get_batch(idx.tolist())
+        self.classnames, self.targets = tuple(dataset.classnames), np.asarray(dataset.targets)
+        self.name, self.domain, self.cache_key = dataset.name, dataset.domain, dataset.cache_key
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+    def __getitem__(self, i: int) -> dict:
+        from PIL import Image
+
+        return {"image": Image.fromarray(self.pixels[i]), "label": int(self.targets[i]), "index": i}
+
+    def factor_table(self):
+        return self.dataset.factor_table()
+
+
+def build_set(spec: Mapping[str, Any], data_root=None):
+    """A dataset from a spec (:func:`clipstudy.experiment.dataset_from_spec`) with two more keys:
+    ``holdout`` (``"val"`` or ``"test"``: a disjoint seeded split of the set, ``holdout_fraction`` (0.2)
+    of it for ``"val"``; temperature scaling is fitted on ID data held out from the test images) and
+    ``max_images`` applied after it. World sets are rendered once into memory (:class:`InMemory`)."""
+    from ..experiment import Subset, dataset_from_spec
+
+    spec = dict(spec)
+    holdout, frac = spec.pop("holdout", None), float(spec.pop("holdout_fraction", 0.2))
+    cap, subset_seed = spec.pop("max_images", None), spec.pop("subset_seed", 0)
+    ds = dataset_from_spec(spec, data_root)
+    if holdout is not None:
+        if holdout not in ("val", "test"):
+            raise ConfigError(f"holdout must be 'val' or 'test', got {holdout!r}")
+        order = np.random.default_rng(subset_seed).permutation(len(ds))
+        k = max(1, int(round(frac * len(ds))))
+        ds = Subset(ds, np.sort(order[:k] if holdout == "val" else order[k:]))
+    if cap and int(cap) < len(ds):
+        ds = Subset(ds, np.sort(np.random.default_rng(subset_seed).choice(len(ds), int(cap), replace=False)))
+    return InMemory(ds) if hasattr(_unwrap(ds)[0], "get_batch") else ds
+
+
+@dataclass
+class StudyData:
+    """Every dataset of the study by role (groups as dicts) and the ID class names."""
+
+    sets: dict
+    classnames: tuple
+    train: Any = None
+
+    def items(self, role: str) -> dict:
+        value = self.sets.get(role)
+        if value is None:
+            return {}
+        return value if isinstance(value, dict) else {role: value}
+
+
+def load_study_data(study: HolisticStudy) -> StudyData:
+    """Build every dataset (errors name what is missing before any training); check the class alignment."""
+    from ..experiment import few_shot_set
+
+    root = study.data_root or None
+    sets = {}
+    for role, spec in study.sets.items():
+        if role in GROUP_ROLES:
+            sets[role] = {name: build_set(s, root) for name, s in spec.items()}
+        elif spec:
+            sets[role] = build_set(spec, root)
+    data = StudyData(sets, tuple(sets["id"].classnames))
+    for role in ("val", "factors", "shift", "corruptions"):
+        for name, ds in data.items(role).items():
+            class_columns(sets["id"], ds, name)
+    if "train" in sets:
+        if tuple(sets["train"].classnames) != data.classnames:
+            raise ConfigError("the fine-tuning set ('train') must have the ID classes in the ID order")
+        data.train = few_shot_set(sets["train"], None, 0)
+    return data
+
+
+def class_columns(id_ds, ds, name: str = "dataset"):
+    """Columns of the ID head that score ``ds``'s classes: ``None`` when it has the ID classes in the ID
+    order; the positions of its ``class_indices`` among the ID set's (ImageNet-R/A's 200 of 1000)."""
+    if tuple(ds.classnames) == tuple(id_ds.classnames):
+        return None
+    sub, full = getattr(ds, "class_indices", None), getattr(id_ds, "class_indices", None)
+    if sub is None:
+        raise ConfigError(f"{name!r} must have the ID classes in the ID order (or ImageNet class_indices)")
+    full = np.arange(len(id_ds.classnames)) if full is None else np.asarray(full)
+    where = {int(c): i for i, c in enumerate(full)}
+    missing = [int(c) for c in sub if int(c) not in where]
+    if missing:
+        raise ConfigError(f"{name!r} has {len(missing)} classes outside the ID classes")
+    return np.array([where[int(c)] for c in sub])
+
+
+# --------------------------------------------------------------------------- benchmarks
+
+BENCHMARKS = Registry("holistic benchmark")
+"""Named benchmarks: each returns the study's dataset specs by role."""
+
+
+def holistic_benchmark(name: str, **options) -> dict:
+    """Dataset specs by role of benchmark ``world`` (embedded) or ``imagenet`` (real folders); unknown names
+    list the valid ones."""
+    return BENCHMARKS.get(name)(**options)
+
+
+@BENCHMARKS.register("world")
+def world_benchmark(n_train: int = 1500, n_test: int = 600, n_val: int = 400, n_shift: int = 300,
+                    n_ood: int = 300, n_cue: int = 400, n_corrupt: int = 100, severities=(1, 2, 3, 4, 5),
+                    corruptions=(), n_retrieval: int = 400, seed: int = 0, data_root=None) -> dict:
+    """The embedded analogue of the paper's benchmarks. ID = the 30 ID classes as photos (fine-tuning pool
+    from the train split, temperature fitted on the val split); factors = the ID test set's nuisance
+    factors; shift = the ID classes in the four other domains; OOD = near-OOD siblings, far-OOD icons and
+    texture-only images; cue-conflict images of ID shapes with ID textures; every corruption (default: all
+    14) at each severity applied to the first ``n_corrupt`` ID test images; retrieval = photos of every
+    class with descriptive captions."""
+    from ..world import CORRUPTIONS
+
+    def world(split, n, s, **kw):
+        return {"dataset": "world", "split": split, "n": int(n), "seed": seed + s, **kw}
+
+    idc = {"classes": "id", "domain": "photo"}
+    return {
+        "train": world("train", n_train, 0, **idc), "id": world("test", n_test, 0, **idc),
+        "val": world("val", n_val, 0, **idc),
+        "shift": {d: world("test", n_shift, 10 + i, classes="id", domain=d)
+                  for i, d in enumerate(("painting", "clipart", "sketch", "infograph"))},
+        "ood": {"near_ood": world("test", n_ood, 1, classes="near_ood", domain="photo"),
+                "far_ood": world("test", n_ood, 2, classes="far_ood", domain="photo"),
+                "texture": world("test", n_ood, 3, kind="texture_only")},
+        "cue_conflict": world("test", n_cue, 4, kind="cue_conflict", **idc),
+        "corruptions": {f"{c}@{s}": world("test", n_corrupt, 0, corruption=c, severity=int(s), **idc)
+                        for c in (corruptions or CORRUPTIONS) for s in severities},
+        "retrieval": {"world_captions": world("test", n_retrieval, 6, domain="photo")},
+    }
+
+
+@BENCHMARKS.register("imagenet")
+def imagenet_benchmark(n_test: int = 0, n_val: int = 0, n_shift: int = 0, n_ood: int = 0, n_corrupt: int = 0,
+                       severities=(), corruptions=(), n_retrieval: int = 0, seed: int = 0, data_root=None,
+                       **_ignored) -> dict:
+    """The paper's benchmarks read from folders (papers.md §3.2): ImageNet val (a seeded 20% held out for
+    temperature scaling), ImageNet-X factors, ImageNet-V2/Sketch/R/A shifts, the MCM OOD sets and NINCO,
+    Geirhos' cue-conflict stimuli, ImageNet-C (``imagenet_c``; every corruption and severity present under
+    ``data_root`` unless listed) and COCO / Flickr30k retrieval. ``n_*`` cap each set (0: every image)."""
+    def cap(spec, n):
+        return {**spec, "max_images": int(n), "subset_seed": seed} if n else {**spec, "subset_seed": seed}
+
+    return {
+        "id": cap({"dataset": "imagenet", "split": "val", "holdout": "test"}, n_test),
+        "val": cap({"dataset": "imagenet", "split": "val", "holdout": "val"}, n_val),
+        "factors": cap({"dataset": "imagenet_x"}, n_test),
+        "shift": {d: cap({"dataset": d}, n_shift) for d in ("imagenet_v2", "imagenet_sketch", "imagenet_r",
+                                                            "imagenet_a")},
+        "ood": {d: cap({"dataset": d}, n_ood) for d in ("inaturalist", "sun", "places", "textures", "ninco")},
+        "cue_conflict": {"dataset": "cue_conflict"},
+        "corruptions": {f"{c}@{s}": cap({"dataset": "imagenet_c", "corruption": c, "severity": int(s), "folder": f},
+                                        n_corrupt)
+                        for f, c, s in _imagenet_c_cells(data_root, corruptions, severities)},
+        "retrieval": {d: cap({"dataset": d}, n_retrieval) for d in ("coco_captions", "flickr30k")},
+    }
+
+
+def _imagenet_c_cells(root, corruptions, severities) -> list[tuple[str, str, int]]:
+    """``(folder, corruption, severity)`` of every ImageNet-C cell under ``root`` (required) and every
+    ImageNet-3DCC cell (optional, ``imagenet-3dcc``), filtered by ``corruptions`` / ``severities``."""
+    from ..data.imagenet_c import FOLDER, FOLDER_3DCC, available
+
+    cells = [(FOLDER, c, s) for c, s in available(root)]
+    if root and (Path(root) / FOLDER_3DCC).is_dir():
+        cells += [(FOLDER_3DCC, c, s) for c, s in available(root, FOLDER_3DCC)]
+    return [(f, c, s) for f, c, s in cells
+            if (not corruptions or c in corruptions) and (not severities or s in severities)]
+
+
+IMAGENET_X_FACTORS = ("pose", "background", "pattern", "color", "smaller", "shape", "partial_view", "subcategory",
+                      "texture", "larger")
+"""The ten ImageNet-X factors of the analysis (papers.md §3.2: likely the ten most frequent; unverified)."""
+
+
+def benchmark_defaults(name: str, data_root=None) -> dict:
+    """Per benchmark: the visual factors read from its factor table, the corruptions standing in for 3D
+    corruptions (world: rotate, zoom, occlude; ImageNet: the ImageNet-3DCC ones present) and the prompt sets
+    (a single prompt and the ensemble: the world's 30 templates or CLIP's 80 ImageNet templates)."""
+    if name == "world":
+        from ..world import GEOMETRIC_CORRUPTIONS
+
+        return {"factors": VISUAL_FACTORS, "geometric": tuple(GEOMETRIC_CORRUPTIONS),
+                "prompts": {"single": "photo", "ensemble": "world"}}
+    from ..data.imagenet_c import FOLDER_3DCC, available
+
+    three_d = available(data_root, FOLDER_3DCC) if data_root and (Path(data_root) / FOLDER_3DCC).is_dir() else []
+    return {"factors": IMAGENET_X_FACTORS, "geometric": tuple(sorted({c for c, _ in three_d})),
+            "prompts": {"single": "photo", "ensemble": "imagenet80"}}
+
+
+# --------------------------------------------------------------------------- evaluation
+
+class FeatureBank:
+    """Features of one zoo model's image tower per dataset: one pass each (cached on disk by
+    :func:`clipstudy.features.extract_features`), kept in memory for every head and axis of the model."""
+
+    def __init__(self, member, progress: bool = True, cache: bool = True):
+        self.member, self.progress, self.cache, self._sets = member, progress, cache, {}
+
+    def get(self, ds):
+        if ds.cache_key not in self._sets:
+            from ..features import extract_features
+
+            encoder = self.member.method.encoder if self.member.method is not None else None
+            self._sets[ds.cache_key] = extract_features(
+                self.member.loaded, ds, encoder=encoder, progress=self.progress, cache=self.cache,
+                desc=f"features {self.member.entry.name} {ds.domain}")
+        return self._sets[ds.cache_key]
+
+    def sims(self, method, ds, columns=None) -> tuple[np.ndarray, np.ndarray]:
+        """``(similarities [N, K], labels [N])`` of ``method`` on ``ds`` (K restricted to ``columns``)."""
+        import torch
+
+        fs = self.get(ds)
+        with torch.no_grad():
+            s = method.feature_similarities(fs.features.to(self.member.loaded.device)).float().cpu().numpy()
+        return (s if columns is None else s[:, columns]), fs.labels.numpy()
+
+
+def member_heads(study: HolisticStudy, member, classnames) -> list[tuple[str, Any, str]]:
+    """``(prompts label, method, OOD scorer)`` per evaluated head: every prompt set for a zero-shot model
+    (MCM, papers.md §3.2 axis 2), the trained head for a fine-tuned one (MSP)."""
+    from ..methods import build_method
+
+    if member.method is not None:
+        return [("fine-tuned", member.method, "msp")]
+    return [(label, build_method("zeroshot", member.loaded, classnames, templates=t), "mcm")
+            for label, t in study.prompts.items()]
+
+
+def evaluate_member(study: HolisticStudy, data: StudyData, member, progress: bool = True,
+                    cache: bool = True) -> dict:
+    """Every axis for every head of one zoo model (one feature pass per dataset)."""
+    t0 = time.time()
+    bank = FeatureBank(member, progress, cache)
+    retrieval = {name: retrieval_metrics(study, member, bank, ds) for name, ds in data.items("retrieval").items()}
+    variants = []
+    for label, method, scorer in member_heads(study, member, data.classnames):
+        templates = study.prompts.get(label, study.prompts[study.default_prompts])
+        row = {"prompts": label, "scorer": scorer, "scale": float(method.scale)}
+        row.update(classification_axes(study, data, bank, method, templates))
+        row.update(ood_calibration_axes(study, data, bank, method, scorer))
+        row["retrieval"] = retrieval
+        variants.append(row)
+    return {"variants": variants, "info": member.info, "seconds": round(time.time() - t0, 2)}
+
+
+def classification_axes(study: HolisticStudy, data: StudyData, bank: FeatureBank, method, templates) -> dict:
+    """ID accuracy, accuracy per factor value, per domain shift and per corruption, and the shape bias."""
+    from ..analysis.robustness import factor_accuracy
+
+    id_ds = data.sets["id"]
+    s, y = bank.sims(method, id_ds)
+    out = {"id_accuracy": float(np.mean(s.argmax(1) == y))}
+    fac = data.sets.get("factors", id_ds)
+    fs, fy = bank.sims(method, fac, class_columns(id_ds, fac))
+    out["factor_set_accuracy"] = float(np.mean(fs.argmax(1) == fy))
+    out["factors"] = factor_accuracy(fs.argmax(1) == fy, list(fac.factor_table()), study.factors) \
+        if hasattr(fac, "factor_table") else []
+    out["shift_accuracy"] = {n: _accuracy(bank, method, id_ds, ds, n) for n, ds in data.items("shift").items()}
+    specs = study.sets.get("corruptions", {})
+    out["corruptions"] = [{"corruption": specs[n]["corruption"], "severity": int(specs[n]["severity"]),
+                           "accuracy": _accuracy(bank, method, id_ds, ds, n)}
+                          for n, ds in data.items("corruptions").items()]
+    if "cue_conflict" in data.sets:
+        out["shape"] = shape_metrics(bank, method, data.sets["cue_conflict"], id_ds, templates)
+    return out
+
+
+def _accuracy(bank, method, id_ds, ds, name) -> float:
+    s, y = bank.sims(method, ds, class_columns(id_ds, ds, name))
+    return float(np.mean(s.argmax(1) == y))
+
+
+def shape_metrics(bank: FeatureBank, method, cue, id_ds, templates) -> dict:
+    """Shape bias on cue-conflict images; a cue-conflict set with its own classes (Geirhos' 16) is scored
+    with a zero-shot head over them from the model's text tower and ``templates``."""
+    from ..analysis.robustness import shape_bias_axis
+    from ..methods import build_method
+
+    head = method if tuple(cue.classnames) == tuple(id_ds.classnames) else build_method(
+        "zeroshot", bank.member.loaded, cue.classnames, templates=templates)
+    s, y = bank.sims(head, cue)
+    index = {c: i for i, c in enumerate(cue.classnames)}
+    texture = np.array([index[row["texture_class"]] for row in cue.factor_table()])
+    return shape_bias_axis(s.argmax(1), y, texture)
+
+
+def ood_calibration_axes(study: HolisticStudy, data: StudyData, bank: FeatureBank, method, scorer: str) -> dict:
+    """OOD detection (ID test vs each OOD set) and calibration before/after temperature scaling fitted on
+    the ID validation set, on the ID test set, every domain shift and every corruption."""
+    from ..analysis.robustness import calibration_axis, ood_axis
+
+    id_ds, scale = data.sets["id"], float(method.scale)
+    s_id, y_id = bank.sims(method, id_ds)
+    ood = {n: bank.sims(method, ds)[0] for n, ds in data.items("ood").items()}
+    out = {"ood": ood_axis(s_id, ood, scorer, logit_scale=scale) if ood else []}
+    s_val, y_val = bank.sims(method, data.sets["val"], class_columns(id_ds, data.sets["val"]))
+    sets, groups = {"id": (scale * s_id, y_id)}, {"id": "id"}
+    for role, group in (("shift", "shift"), ("corruptions", "corruption")):
+        for n, ds in data.items(role).items():
+            s, y = bank.sims(method, ds, class_columns(id_ds, ds, n))
+            sets[n], groups[n] = (scale * s, y), group
+    T, rows = calibration_axis(scale * s_val, y_val, sets, n_bins=study.n_bins, bounds=tuple(study.ts_bounds))
+    out["temperature"] = T
+    out["calibration"] = [{**r, "group": groups[r["set"]]} for r in rows]
+    return out
+
+
+def retrieval_metrics(study: HolisticStudy, member, bank: FeatureBank, ds) -> dict:
+    """Image->text and text->image recall@K of one model on a captioned set (its own text tower)."""
+    from ..analysis.robustness import retrieval_axis
+
+    captions, owner = retrieval_texts(ds)
+    return retrieval_axis(bank.get(ds).features.numpy(), encode_texts(member, captions), owner, study.ks)
+
+
+def encode_texts(member, texts, batch_size: int = 256) -> np.ndarray:
+    """Unit text features of ``texts`` from the model's text tower (FLYP: its fine-tuned one)."""
+    import torch
+    import torch.nn.functional as F
+
+    model = member.text_model()
+    with torch.no_grad():
+        feats = [F.normalize(model.encode_text(member.loaded.tokenize(texts[i:i + batch_size])).float(), dim=-1)
+                 for i in range(0, len(texts), batch_size)]
+    return torch.cat(feats).cpu().numpy()
+
+
+def retrieval_texts(ds) -> tuple[list[str], np.ndarray]:
+    """``(captions, index of each caption's image)`` of a retrieval set: COCO/Flickr30k's own captions, or
+    for the world one descriptive caption per image (no bare "a photo of a {class}." prompts, which
+    would tie every image of a class)."""
+    base, idx = _unwrap(ds)
+    if hasattr(base, "all_captions"):
+        captions, owner = base.all_captions()
+        pos = {int(i): j for j, i in enumerate(idx)}
+        keep = [k for k, o in enumerate(owner) if int(o) in pos]
+        return [captions[k] for k in keep], np.array([pos[int(owner[k])] for k in keep], dtype=np.int64)
+    if hasattr(base, "cfg"):
+        from ..world import caption
+
+        cfg = base.cfg.replace(simple_caption_prob=0.0)
+        return [caption(cfg, int(i)) for i in idx], np.arange(len(idx), dtype=np.int64)
+    raise ConfigError(f"{getattr(ds, 'name', ds)!r} has no captions for retrieval (need all_captions() or the world)")
+
+
+def _unwrap(ds) -> tuple[Any, np.ndarray]:
+    """The underlying dataset and the indices of ``ds``'s images in it (through InMemory and Subsets)."""
+    idx = np.arange(len(ds))
+    while True:
+        if isinstance(ds, InMemory):
+            ds = ds.dataset
+        elif hasattr(ds, "indices") and hasattr(ds, "dataset"):
+            idx, ds = np.asarray(ds.indices)[idx], ds.dataset
+        else:
+            return ds, idx
+
+
+# --------------------------------------------------------------------------- running
+
+def run_holistic_study(study: HolisticStudy, store=None, progress: bool = True, data: StudyData | None = None):
+    """Load (training on demand) every zoo model and fill its result cell; return :class:`HolisticResults`.
+    Cells are read back when present; trained models are cached, so a rerun trains nothing."""
+    from tqdm.auto import tqdm
+
+    from ..results import ResultStore
+    from .zoo import load_member
+
+    store = store or ResultStore()
+    data = data or load_study_data(study)
+    zoo = study.get_zoo()
+    needed = {m.base for m in zoo.models if m.base}
+    bases, records = {}, []
+    for name in tqdm(zoo.names, desc="holistic zoo", disable=not progress):
+        member = load_member(zoo, name, train=data.train, classnames=data.classnames, scale=study.scale,
+                             device=study.device, progress=progress, _bases=bases)
+        if name in needed:
+            bases[name] = member
+        spec = cell_spec(study, data, zoo, member)
+        records.append((spec, store.run(spec, lambda: evaluate_member(study, data, member, progress))))
+    res = HolisticResults.from_records(records, zoo, study)
+    res.n_classes = len(data.classnames)
+    return res
+
+
+def cell_spec(study: HolisticStudy, data: StudyData, zoo, member) -> dict:
+    """The identity of one zoo model's cell: the model (weights), the evaluation sets and the protocol."""
+    from .. import __version__
+    from ..models import weights_hash
+
+    sets = {role: {n: ds.cache_key for n, ds in data.items(role).items()} for role in study.sets if role != "train"}
+    return {"experiment": "holistic", "model": member.entry.name, "zoo": zoo.name, "entry": asdict(member.entry),
+            "weights": member.loaded.weights_id,
+            "method_weights": weights_hash(member.method) if member.method is not None else None,
+            "eval_sets": sets, "prompts": dict(study.prompts), "factors": list(study.factors),
+            "geometric": list(study.geometric), "n_bins": study.n_bins, "ts_bounds": list(study.ts_bounds),
+            "ks": list(study.ks), "protocol": PROTOCOL_VERSION, "clipstudy": __version__}
+
+
+# --------------------------------------------------------------------------- tidy results
+
+SUMMARY_METRICS = ("id_accuracy", "shift_accuracy", "factor_er", "shape_bias", "ood_auroc", "ood_fpr95", "ece_id",
+                   "ece_id_ts", "ece_shift", "ece_shift_ts", "nll_shift", "nll_shift_ts", "ece_corruption_ts",
+                   "retrieval_r1", "retrieval_r5", "common_accuracy", "geometric_accuracy", "common_relative",
+                   "geometric_relative", "geometric_accuracy_high")
+
+
+@dataclass
+class HolisticResults:
+    """The study's cells as tidy DataFrames, one row per *entry* (a zoo model under one prompt set; the
+    default prompt set keeps the model's name, others are ``<model>+<prompts>``).
+
+    ``models`` (entry, model, prompts, factor, value, kind, zero_shot, id_accuracy, train_minutes, steps),
+    ``factors`` (entry, factor, value, accuracy, n, overall, effective_robustness), ``shape``, ``ood`` (set,
+    auroc, fpr95), ``calibration`` (set, group, scaled, ece, nll, accuracy), ``retrieval`` (set, i2t@k,
+    t2i@k), ``corruptions`` (corruption, severity, kind, accuracy), ``shift`` (set, accuracy) and
+    ``summary`` (one row per entry, :data:`SUMMARY_METRICS`).
+    """
+
+    models: Any
+    factors: Any
+    shape: Any
+    ood: Any
+    calibration: Any
+    retrieval: Any
+    corruptions: Any
+    shift: Any
+    summary: Any
+    zoo: Any
+    default_prompts: str = "single"
+    n_classes: int = 0
+
+    @classmethod
+    def from_records(cls, records, zoo, study: HolisticStudy) -> "HolisticResults":
+        import pandas as pd
+
+        from ..analysis.robustness import factor_effective_robustness
+
+        rows = {k: [] for k in ("models", "factors", "shape", "ood", "calibration", "retrieval", "corruptions",
+                                "shift")}
+        for spec, metrics in records:
+            entry = zoo.get(spec["model"])
+            for v in metrics["variants"]:
+                _collect(rows, entry, v, metrics.get("info", {}), study)
+        t = {k: pd.DataFrame(v) for k, v in rows.items()}
+        if len(t["factors"]):
+            t["factors"] = factor_effective_robustness(t["factors"], overall="overall")
+        t["corruptions"]["kind"] = np.where(t["corruptions"]["corruption"].isin(study.geometric), "geometric",
+                                            "common") if len(t["corruptions"]) else []
+        return cls(**t, summary=summarize(t, study), zoo=zoo, default_prompts=study.default_prompts)
+
+    def entries(self, zero_shot: bool | None = None, prompts: str | None = None) -> list[str]:
+        m = self.models
+        if zero_shot is not None:
+            m = m[m.zero_shot == zero_shot]
+        if prompts is not None:
+            m = m[m.prompts == prompts]
+        return list(m.entry)
+
+
+def entry_name(model: str, prompts: str, default: str) -> str:
+    return model if prompts in (default, "fine-tuned") else f"{model}+{prompts}"
+
+
+def _collect(rows: dict, entry, v: dict, info: dict, study: HolisticStudy) -> None:
+    name = entry_name(entry.name, v["prompts"], study.default_prompts)
+    key = {"entry": name}
+    rows["models"].append({**key, "model": entry.name, "prompts": v["prompts"], "factor": entry.factor,
+                           "value": entry.value, "kind": entry.kind, "zero_shot": entry.zero_shot,
+                           "id_accuracy": v["id_accuracy"], "scale": v["scale"],
+                           "train_minutes": info.get("train_minutes"), "steps": info.get("steps")})
+    rows["factors"] += [{**key, **r, "overall": v["factor_set_accuracy"]} for r in v["factors"]]
+    if "shape" in v:
+        rows["shape"].append({**key, **v["shape"]})
+    rows["ood"] += [{**key, **r} for r in v["ood"]]
+    rows["calibration"] += [{**key, **r, "temperature": v["temperature"]} for r in v["calibration"]]
+    rows["retrieval"] += [{**key, "set": n, **r} for n, r in v["retrieval"].items()]
+    rows["corruptions"] += [{**key, **r} for r in v["corruptions"]]
+    rows["shift"] += [{**key, "set": n, "accuracy": a} for n, a in v["shift_accuracy"].items()]
+
+
+def summarize(t: dict, study: HolisticStudy):
+    """One row per entry with the headline number of every axis (means over sets; corruption accuracy
+    also relative to the ID accuracy, and at the two highest severities)."""
+    from ..analysis.robustness import corruption_summary
+
+    s = t["models"].set_index("entry")[["id_accuracy"]].copy()
+    mean = lambda df, col, **eq: _mean_by_entry(df, col, **eq)  # noqa: E731
+    s["shift_accuracy"] = mean(t["shift"], "accuracy")
+    s["factor_er"] = mean(t["factors"], "effective_robustness")
+    s["shape_bias"] = mean(t["shape"], "shape_bias")
+    s["ood_auroc"], s["ood_fpr95"] = mean(t["ood"], "auroc"), mean(t["ood"], "fpr95")
+    cal = t["calibration"]
+    for group, tag in (("id", "id"), ("shift", "shift"), ("corruption", "corruption")):
+        for scaled, suffix in ((False, ""), (True, "_ts")):
+            s[f"ece_{tag}{suffix}"] = mean(cal, "ece", group=group, scaled=scaled)
+            s[f"nll_{tag}{suffix}"] = mean(cal, "nll", group=group, scaled=scaled)
+    for k in study.ks:
+        s[f"retrieval_r{k}"] = mean(t["retrieval"], f"mean@{k}")
+    if len(t["corruptions"]):
+        rows = {e: corruption_summary(g.to_dict("records"), s.loc[e, "id_accuracy"], study.geometric)
+                for e, g in t["corruptions"].groupby("entry")}
+        s = s.join(__import__("pandas").DataFrame.from_dict(rows, orient="index"))
+    return s.reset_index()
+
+
+def _mean_by_entry(df, col: str, **eq):
+    if df is None or not len(df) or col not in df:
+        return np.nan
+    for k, v in eq.items():
+        df = df[df[k] == v]
+    return df.groupby("entry")[col].mean()
+
+
+# --------------------------------------------------------------------------- factor effects, key numbers, claims
+
+FACTOR_LABELS = {"architecture": "architecture", "training_distribution": "training distribution",
+                 "training_set_size": "training-set size", "fine_tuning": "fine-tuning",
+                 "contrastive_loss": "contrastive loss", "test_time_prompts": "test-time prompts"}
+EFFECT_METRICS = ("id_accuracy", "shift_accuracy", "factor_er", "shape_bias", "ood_auroc", "ece_id", "ece_shift_ts",
+                  "retrieval_r1", "common_relative", "geometric_relative")
+
+
+def effect_contrasts(res: HolisticResults) -> list[dict]:
+    """The contrasts of the summary heatmap: every zoo model against the base model (the factor it varies),
+    and every non-default prompt set against the default one, paired over the zoo's zero-shot models."""
+    zoo, out = res.zoo, []
+    for m in zoo.models:
+        if m.factor in FACTOR_LABELS:
+            out.append({"row": f"{FACTOR_LABELS[m.factor]}: {m.value} vs {zoo.base_value(m.factor)}",
+                        "factor": m.factor, "variant": [m.name], "reference": [zoo.base]})
+    zs = [m.name for m in zoo.models if m.zero_shot and m.factor != "reference"]
+    for label in sorted(set(res.models.prompts) - {res.default_prompts, "fine-tuned"}):
+        pairs = [n for n in zs if f"{n}+{label}" in set(res.models.entry)]
+        if pairs:
+            out.append({"row": f"{FACTOR_LABELS['test_time_prompts']}: {label} vs {res.default_prompts}",
+                        "factor": "test_time_prompts", "variant": [f"{n}+{label}" for n in pairs], "reference": pairs})
+    return out
+
+
+def factor_effect_table(res: HolisticResults, metrics=EFFECT_METRICS):
+    """Contrasts x axis metrics: mean difference variant - reference (:func:`clipstudy.analysis.robustness.factor_effects`)."""
+    from ..analysis.robustness import factor_effects
+
+    metrics = [m for m in metrics if m in res.summary and res.summary[m].notna().any()]
+    contrasts = effect_contrasts(res)
+    if not contrasts:
+        import pandas as pd
+
+        return pd.DataFrame(columns=metrics)
+    return factor_effects(res.summary, contrasts, metrics)
+
+
+def key_numbers(res: HolisticResults) -> dict:
+    """The numbers the notebook records and its verdicts read (default prompt set unless named)."""
+    s, zoo = res.summary.set_index("entry"), res.zoo
+    out = {"n_models": len(zoo.models), "n_entries": len(s)}
+    for col in ("id_accuracy", "shape_bias", "ood_auroc", "ece_shift", "ece_shift_ts", "retrieval_r1",
+                "geometric_relative", "common_relative", "factor_er"):
+        if col in s:
+            out[f"base_{col}"] = float(s.loc[zoo.base, col])
+    out.update(_fine_tuning_numbers(res, s))
+    out.update(_architecture_numbers(res, s))
+    out.update(_prompt_numbers(res, s))
+    zs = [e for e in res.entries(zero_shot=True, prompts=res.default_prompts)]
+    out["zs_ece_shift"] = float(s.loc[zs, "ece_shift"].mean())
+    out["zs_ece_shift_ts"] = float(s.loc[zs, "ece_shift_ts"].mean())
+    same = [e for e in zs if zoo.get(e).factor not in ("training_distribution", "reference")]
+    if len(same) >= 3 and s.loc[same, "id_accuracy"].std() > 0:
+        out["acc_auroc_pearson"] = float(np.corrcoef(s.loc[same, "id_accuracy"], s.loc[same, "ood_auroc"])[0, 1])
+    return out
+
+
+def _fine_tuning_numbers(res, s) -> dict:
+    out = {}
+    for m in res.zoo.models:
+        if m.factor == "fine_tuning":
+            tag = m.value.lower().replace("-", "_").replace(" ", "_")
+            out.update({f"{tag}_{c}": float(s.loc[m.name, c]) for c in ("id_accuracy", "shape_bias", "ood_auroc",
+                                                                           "ece_shift", "ece_shift_ts")})
+    return out
+
+
+def _architecture_numbers(res, s) -> dict:
+    """Geometric- and common-corruption robustness of CNN (ResNet, ConvNeXt) and ViT towers."""
+    arch = {m.name: res.zoo.values(m.name).get("architecture", "") for m in res.zoo.models
+            if m.factor in ("base", "architecture")}
+    groups = {"vit": [n for n, a in arch.items() if "vit" in a.lower()],
+              "cnn": [n for n, a in arch.items() if a and "vit" not in a.lower()]}
+    out = {}
+    for g, names in groups.items():
+        for col in ("geometric_relative", "common_relative", "geometric_accuracy_high", "id_accuracy"):
+            if names and col in s:
+                out[f"{g}_{col}"] = float(s.loc[names, col].mean())
+    return out
+
+
+def _prompt_numbers(res, s) -> dict:
+    out = {}
+    for label in sorted(set(res.models.prompts) - {"fine-tuned"}):
+        entries = res.entries(zero_shot=True, prompts=label)
+        entries = [e for e in entries if res.zoo.get(res.models.set_index("entry").loc[e, "model"]).factor != "reference"]
+        for col in ("ood_auroc", "ece_id", "ece_shift", "factor_er", "id_accuracy"):
+            out[f"{label}_{col}"] = float(s.loc[entries, col].mean())
+    return out
+
+
+def verdicts(n: Mapping[str, float], default: str = "single", other: str = "ensemble") -> dict[str, str]:
+    """One sentence per finding of Tu et al. (papers.md §3.3), saying whether the numbers support it."""
+    out = {}
+    if "base_shape_bias" in n and "ft_shape_bias" in n:
+        zs, ft, fl = n["base_shape_bias"], n["ft_shape_bias"], n.get("flyp_shape_bias", np.nan)
+        ok = zs > 0.5 and ft < zs
+        flyp = "" if np.isnan(fl) else (f"; FLYP {'keeps more of it' if fl > ft else 'does not keep more of it'} "
+                                        f"({fl:.2f})")
+        out["shape_bias"] = (f"{'Supported' if ok else 'Not supported'}: the zero-shot base model's shape bias is "
+                             f"{zs:.2f} ({'shape' if zs > 0.5 else 'texture'}-biased) and fine-tuning moves it to "
+                             f"{ft:.2f}{flyp}.")
+    if "cnn_geometric_relative" in n and "vit_geometric_relative" in n:
+        c, v = n["cnn_geometric_relative"], n["vit_geometric_relative"]
+        cc, vc = n["cnn_common_relative"], n["vit_common_relative"]
+        out["architecture_3d"] = (f"{'Supported' if c > v else 'Not supported'}: under geometric corruptions (the "
+                                  f"3D-corruption analogue) CNN towers keep {c:.0%} of their clean accuracy, the ViT "
+                                  f"{v:.0%} (common corruptions: CNN {cc:.0%}, ViT {vc:.0%}).")
+    if f"{default}_ood_auroc" in n and f"{other}_ood_auroc" in n:
+        d_ood = n[f"{default}_ood_auroc"] - n[f"{other}_ood_auroc"]
+        d_ece = n[f"{other}_ece_id"] - n[f"{default}_ece_id"]
+        d_er = n[f"{default}_factor_er"] - n[f"{other}_factor_er"]
+        ok = d_ood > 0 and d_ece > 0
+        out["prompts"] = (f"{'Supported' if ok else 'Partly supported' if d_ood > 0 or d_ece > 0 else 'Not supported'}"
+                          f": one prompt instead of an ensemble changes OOD AUROC by {d_ood:+.3f} and lowers ID ECE "
+                          f"by {d_ece:+.3f} (mean over zero-shot models); factor effective robustness changes by "
+                          f"{d_er:+.3f}.")
+    if "zs_ece_shift" in n:
+        b, a = n["zs_ece_shift"], n["zs_ece_shift_ts"]
+        out["temperature_scaling"] = (f"{'Supported' if a < b else 'Not supported'}: temperature scaling fitted on "
+                                      f"ID data changes the mean ECE under domain shift from {b:.3f} to {a:.3f}.")
+    if "acc_auroc_pearson" in n:
+        r = n["acc_auroc_pearson"]
+        out["accuracy_ood"] = (f"{'Supported' if r > 0.3 else 'Not supported'}: within the photo-heavy training "
+                               f"distribution, ID accuracy and OOD AUROC correlate with Pearson r = {r:.2f}.")
+    return out

@@ -1,0 +1,295 @@
+"""The holistic robustness study (Tu et al.): every axis function against a brute-force reference, the
+study's data plumbing (held-out splits, class alignment, captions), and a tiny end-to-end run that resumes
+from its cells with one feature pass per dataset."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clipstudy.analysis import robustness as R
+from clipstudy.errors import ConfigError
+
+
+# ---------------------------------------------------------------------------------------------- axis functions
+
+def test_factor_accuracy_string_and_binary_factors():
+    rng = np.random.default_rng(0)
+    n = 200
+    table = [{"rotation": rng.choice(["upright", "tilted", "sideways"]), "pose": int(rng.random() < 0.3),
+              "partial": (None if i % 7 == 0 else int(rng.random() < 0.5))} for i in range(n)]
+    correct = rng.random(n) < 0.6
+    rows = R.factor_accuracy(correct, table, ["rotation", "pose", "partial", "missing"])
+    got = {(r["factor"], r["value"]): (r["accuracy"], r["n"]) for r in rows}
+    for value in ("upright", "tilted", "sideways"):
+        idx = [i for i in range(n) if table[i]["rotation"] == value]
+        assert got[("rotation", value)] == pytest.approx((np.mean(correct[idx]), len(idx)))
+    idx = [i for i in range(n) if table[i]["pose"] == 1]  # binary: only the images that show the factor
+    assert got[("pose", "1")] == pytest.approx((np.mean(correct[idx]), len(idx))) and ("pose", "0") not in got
+    idx = [i for i in range(n) if table[i]["partial"] == 1]  # None = not annotated
+    assert got[("partial", "1")] == pytest.approx((np.mean(correct[idx]), len(idx)))
+    assert not any(r["factor"] == "missing" for r in rows)
+    with pytest.raises(ValueError, match="rows for"):
+        R.factor_accuracy(correct[:-1], table, ["pose"])
+
+
+def test_factor_effective_robustness_fits_each_group_on_logit_axes():
+    rng = np.random.default_rng(1)
+    models = [f"m{i}" for i in range(8)]
+    overall = rng.uniform(0.2, 0.9, 8)
+    rows = [{"entry": m, "factor": f, "value": v, "overall": o, "accuracy": float(np.clip(o + rng.normal(0, 0.05), 0.01, 0.99))}
+            for m, o in zip(models, overall) for f, v in (("size", "small"), ("rotation", "tilted"))]
+    out = R.factor_effective_robustness(pd.DataFrame(rows), overall="overall")
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    for (f, v), g in out.groupby(["factor", "value"]):
+        a, b = np.polyfit(logit(g.overall.values), logit(g.accuracy.values), 1)
+        ref = g.accuracy.values - 1 / (1 + np.exp(-(a * logit(g.overall.values) + b)))
+        np.testing.assert_allclose(g.effective_robustness.values, ref, atol=1e-10)
+    one = R.factor_effective_robustness(pd.DataFrame(rows[:2]), overall="overall")  # one model: no line
+    assert one.effective_robustness.isna().all()
+
+
+def test_shape_bias_axis_matches_counts():
+    shape = np.array([0, 1, 2, 3, 4, 5, 6])
+    texture = np.array([1, 2, 3, 4, 5, 6, 6])  # the last image has no conflict: excluded
+    pred = np.array([0, 1, 3, 9, 5, 1, 6])     # shape, shape, texture, neither, texture, neither
+    r = R.shape_bias_axis(pred, shape, texture)
+    assert r == pytest.approx({"shape_bias": 2 / 4, "shape_decisions": 2 / 6, "texture_decisions": 2 / 6, "n": 6})
+
+
+def test_ood_axis_uses_mcm_or_msp_with_the_models_scale():
+    from clipstudy.metrics import ood_metrics
+    from clipstudy.scores import mcm, msp
+
+    rng = np.random.default_rng(2)
+    s_id, s_ood = rng.normal(0.3, 0.05, (50, 5)), rng.normal(0.25, 0.05, (40, 5))
+    s_id[np.arange(50), rng.integers(0, 5, 50)] += 0.1
+    for scorer, fn in (("mcm", lambda s: mcm(s)), ("msp", lambda s: msp(s, logit_scale=30.0))):
+        [row] = R.ood_axis(s_id, {"far": s_ood}, scorer, logit_scale=30.0)
+        ref = ood_metrics(fn(s_id), fn(s_ood))
+        assert row["set"] == "far" and row["auroc"] == pytest.approx(ref["auroc"])
+        assert row["fpr95"] == pytest.approx(ref["fpr95"])
+    with pytest.raises(ValueError, match="'mcm' .* or 'msp'"):
+        R.ood_axis(s_id, {"far": s_ood}, "energy")
+
+
+def _ece15_brute(logits, labels):
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    conf, ok = p.max(1), p.argmax(1) == labels
+    total = 0.0
+    for b in range(15):
+        lo, hi = b / 15, (b + 1) / 15
+        m = (conf > lo) & (conf <= hi) if b else (conf >= 0) & (conf <= hi)
+        if m.any():
+            total += m.mean() * abs(conf[m].mean() - ok[m].mean())
+    return total
+
+
+def test_calibration_axis_fits_on_val_and_applies_to_every_set():
+    from clipstudy.calibration import fit_temperature
+
+    rng = np.random.default_rng(3)
+
+    def sample(n, t0=3.0):
+        z = rng.normal(size=(n, 6)) * 4.0
+        p = np.exp(z / t0 - (z / t0).max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        return z, np.array([rng.choice(6, p=row) for row in p])
+
+    (zv, yv), (zt, yt), (zs, ys) = sample(800), sample(600), sample(300, 5.0)
+    T, rows = R.calibration_axis(zv, yv, {"id": (zt, yt), "shift": (zs, ys)})
+    assert T == pytest.approx(fit_temperature(zv, yv)) and 2.5 < T < 3.5
+    got = {(r["set"], r["scaled"]): r for r in rows}
+    for name, (z, y) in (("id", (zt, yt)), ("shift", (zs, ys))):
+        for scaled, zz in ((False, z), (True, z / T)):
+            r = got[(name, scaled)]
+            assert r["ece"] == pytest.approx(_ece15_brute(zz, y), abs=1e-12)
+            lp = zz - zz.max(1, keepdims=True)
+            lp -= np.log(np.exp(lp).sum(1, keepdims=True))
+            assert r["nll"] == pytest.approx(-lp[np.arange(len(y)), y].mean())
+            assert r["accuracy"] == pytest.approx(np.mean(z.argmax(1) == y))
+    assert got[("id", True)]["nll"] < got[("id", False)]["nll"]  # logits were 3x too sharp
+
+
+def test_retrieval_axis_and_corruption_summary():
+    from clipstudy.metrics import recall_at_k
+
+    rng = np.random.default_rng(4)
+    img = rng.normal(size=(20, 8))
+    txt = img + rng.normal(size=(20, 8)) * 0.8
+    r = R.retrieval_axis(img, txt, np.arange(20), ks=(1, 5))
+    ref = recall_at_k(img, txt, np.arange(20), k=(1, 5))
+    assert all(r[k] == pytest.approx(v) for k, v in ref.items())
+    assert r["mean@1"] == pytest.approx((ref["i2t@1"] + ref["t2i@1"]) / 2)
+    rows = [{"corruption": c, "severity": s, "accuracy": a} for c, s, a in
+            [("noise", 1, 0.6), ("noise", 5, 0.2), ("rotate", 1, 0.5), ("rotate", 5, 0.1), ("rotate", 4, 0.3)]]
+    out = R.corruption_summary(rows, clean_accuracy=0.8, geometric=["rotate"])
+    assert out["common_accuracy"] == pytest.approx(0.4) and out["geometric_accuracy"] == pytest.approx(0.3)
+    assert out["geometric_accuracy_high"] == pytest.approx(0.2) and out["common_accuracy_high"] == pytest.approx(0.2)
+    assert out["common_relative"] == pytest.approx(0.5) and out["geometric_relative"] == pytest.approx(0.3 / 0.8)
+
+
+def test_factor_effects_pairs_variants_with_references():
+    summary = pd.DataFrame({"entry": ["b", "v", "b+e", "v+e"], "acc": [0.5, 0.6, 0.45, 0.7], "ece": [0.1, 0.2, 0.1, 0.1]})
+    t = R.factor_effects(summary, [{"row": "arch", "variant": ["v"], "reference": ["b"]},
+                                   {"row": "prompts", "variant": ["b+e", "v+e"], "reference": ["b", "v"]}],
+                         ["acc", "ece"])
+    assert t.loc["arch"].tolist() == pytest.approx([0.1, 0.1])
+    assert t.loc["prompts"].tolist() == pytest.approx([(-0.05 + 0.1) / 2, (0.0 - 0.1) / 2])
+    with pytest.raises(ValueError, match="as many variant"):
+        R.factor_effects(summary, [{"row": "x", "variant": ["v"], "reference": []}], ["acc"])
+
+
+def test_lmm_axis_is_a_hook():
+    with pytest.raises(R.LMMAxisUnavailable, match="cannot be obtained offline"):
+        R.lmm_axis()
+    questions = [{"image": i, "question": "which?", "options": ["a", "b"], "answer": i % 2} for i in range(4)]
+    assert R.lmm_axis(lambda image, q, options: 0, questions) == {"accuracy": 0.5, "n": 4}
+    with pytest.raises(ValueError, match="at least one question"):
+        R.lmm_axis(lambda *a: 0, [])
+
+
+# ---------------------------------------------------------------------------------------------- study plumbing
+
+def test_build_set_holdout_is_disjoint_and_world_sets_are_held_in_memory():
+    from clipstudy.studies.holistic import InMemory, build_set
+
+    spec = {"dataset": "world", "split": "val", "n": 50, "classes": "id", "domain": "photo"}
+    val, test = build_set({**spec, "holdout": "val"}), build_set({**spec, "holdout": "test"})
+    assert isinstance(val, InMemory) and len(val) == 10 and len(test) == 40
+    vi, ti = set(val.dataset.indices.tolist()), set(test.dataset.indices.tolist())
+    assert not vi & ti and len(vi | ti) == 50
+    plain = build_set(spec)
+    assert np.array_equal(np.asarray(plain[3]["image"]), plain.pixels[3]) and plain.cache_key == \
+        build_set(spec).cache_key
+    assert len(build_set({**spec, "holdout": "test", "max_images": 7})) == 7
+    with pytest.raises(ConfigError, match="holdout must be"):
+        build_set({**spec, "holdout": "train"})
+
+
+def test_class_columns_align_imagenet_subsets():
+    from types import SimpleNamespace as NS
+
+    from clipstudy.studies.holistic import class_columns
+
+    full = NS(classnames=("a", "b", "c", "d"), class_indices=np.array([3, 7, 9, 12]))
+    assert class_columns(full, NS(classnames=("a", "b", "c", "d"))) is None
+    assert class_columns(full, NS(classnames=("c", "a"), class_indices=np.array([9, 3]))).tolist() == [2, 0]
+    with pytest.raises(ConfigError, match="outside the ID classes"):
+        class_columns(full, NS(classnames=("x",), class_indices=np.array([5])))
+    with pytest.raises(ConfigError, match="ID classes in the ID order"):
+        class_columns(full, NS(classnames=("b", "a", "c", "d")))
+
+
+def test_retrieval_texts_world_and_coco(tmp_path):
+    from clipstudy.data.fake import make_fake_tree
+    from clipstudy.studies.holistic import build_set, retrieval_texts
+    from clipstudy.world import caption
+
+    ds = build_set({"dataset": "world", "split": "test", "n": 12, "domain": "photo", "max_images": 5})
+    captions, owner = retrieval_texts(ds)
+    base, idx = ds.dataset.dataset, ds.dataset.indices
+    assert owner.tolist() == list(range(5))
+    assert captions == [caption(base.cfg.replace(simple_caption_prob=0.0), int(i)) for i in idx]
+    root = make_fake_tree(tmp_path, families=["retrieval"])
+    coco = build_set({"dataset": "coco_captions", "max_images": 2}, root)
+    captions, owner = retrieval_texts(coco)
+    assert len(captions) == 10 and owner.tolist() == [0] * 5 + [1] * 5
+
+
+def test_benchmarks_and_study_validation():
+    from clipstudy.registry import UnknownNameError
+    from clipstudy.studies import holistic as H
+
+    sets = H.holistic_benchmark("world", n_corrupt=5, severities=(2,), corruptions=("fog", "rotate"))
+    assert set(sets["corruptions"]) == {"fog@2", "rotate@2"} and set(sets["shift"]) == {
+        "painting", "clipart", "sketch", "infograph"}
+    assert sets["corruptions"]["fog@2"]["seed"] == sets["id"]["seed"]  # corrupted copies of the ID test images
+    with pytest.raises(UnknownNameError, match="valid"):
+        H.holistic_benchmark("nope")
+    with pytest.raises(ConfigError, match="unknown dataset roles \\['bogus'\\]"):
+        H.HolisticStudy(zoo="smoke", sets={**sets, "bogus": {}})
+    with pytest.raises(ConfigError, match="needs a 'val'"):
+        H.HolisticStudy(zoo="smoke", sets={"id": sets["id"]})
+    with pytest.raises(UnknownNameError):
+        H.HolisticStudy(zoo="smoke", sets=sets, prompts={"x": "no-such-templates"})
+
+
+# ---------------------------------------------------------------------------------------------- end to end
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    torch = pytest.importorskip("torch")  # noqa: F841
+    from clipstudy.results import ResultStore
+    from clipstudy.studies import holistic as H
+
+    home = tmp_path_factory.mktemp("holistic")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CLIPSTUDY_HOME", str(home))
+    sets = H.holistic_benchmark("world", n_train=32, n_test=30, n_val=20, n_shift=10, n_ood=10, n_cue=20, n_corrupt=6,
+                                severities=(1, 5), corruptions=("contrast", "rotate"), n_retrieval=12)
+    study = H.HolisticStudy(zoo="smoke", sets=sets)
+    store = ResultStore(home / "results")
+    res = H.run_holistic_study(study, store=store, progress=False)
+    yield study, store, res, home
+    mp.undo()
+
+
+def test_tiny_study_tables(tiny_run):
+    study, _, res, _ = tiny_run
+    assert list(res.models.entry) == ["micro", "micro+ensemble", "micro-balanced", "micro-balanced+ensemble",
+                                      "micro-ft"]
+    assert res.models.set_index("entry").loc["micro-ft", "prompts"] == "fine-tuned"
+    assert set(res.ood.set) == {"near_ood", "far_ood", "texture"}
+    assert set(res.ood[res.ood.entry == "micro-ft"].scorer) == {"msp"} and set(res.ood[res.ood.entry == "micro"].scorer) == {"mcm"}
+    assert set(res.calibration.group) == {"id", "shift", "corruption"} and len(res.calibration) == 5 * 2 * (1 + 4 + 4)
+    assert set(res.corruptions.kind) == {"common", "geometric"} and len(res.corruptions) == 5 * 4
+    assert set(res.factors.factor) <= set(study.factors) and "effective_robustness" in res.factors
+    assert res.factors.effective_robustness.notna().any() == (res.factors.overall.nunique() > 1)
+    assert len(res.summary) == 5 and res.summary.id_accuracy.between(0, 1).all()
+    for col in ("ood_auroc", "ece_id", "ece_shift_ts", "retrieval_r1", "geometric_relative", "shape_bias"):
+        assert col in res.summary
+    # the prompts contrast pairs every zero-shot zoo model; the base contrasts follow the zoo
+    from clipstudy.studies import holistic as H
+
+    rows = {c["row"]: c for c in H.effect_contrasts(res)}
+    assert rows["test-time prompts: ensemble vs single"]["variant"] == ["micro+ensemble", "micro-balanced+ensemble"]
+    assert "fine-tuning: FT vs zero-shot" in rows and "training distribution: domain-balanced vs photo-heavy" in rows
+    table = H.factor_effect_table(res)
+    assert table.loc["fine-tuning: FT vs zero-shot", "id_accuracy"] == pytest.approx(
+        res.summary.set_index("entry").loc["micro-ft", "id_accuracy"] - res.summary.set_index("entry").loc["micro", "id_accuracy"])
+    n = H.key_numbers(res)
+    assert n["n_models"] == 3 and n["n_entries"] == 5 and 0 <= n["base_id_accuracy"] <= 1
+    assert set(H.verdicts(n)) >= {"shape_bias", "prompts", "temperature_scaling"}
+
+
+def test_rerun_reads_cells_and_retrains_nothing(tiny_run, monkeypatch):
+    import clipstudy.pretrain as P
+    import clipstudy.train as T
+    from clipstudy.studies import holistic as H
+
+    study, store, res, _ = tiny_run
+    monkeypatch.setattr(P, "pretrain", lambda *a, **k: pytest.fail("a zoo model was pretrained again"))
+    monkeypatch.setattr(T, "lr_at", lambda *a, **k: pytest.fail("a zoo model was fine-tuned again"))
+    monkeypatch.setattr(H, "evaluate_member", lambda *a, **k: pytest.fail("a stored cell was recomputed"))
+    again = H.run_holistic_study(study, store=store, progress=False)
+    pd.testing.assert_frame_equal(again.summary, res.summary)
+
+
+def test_one_feature_pass_per_dataset(tiny_run, monkeypatch):
+    import clipstudy.features as F
+    from clipstudy.studies import holistic as H
+    from clipstudy.studies.zoo import load_member
+
+    study, _, _, _ = tiny_run
+    data = H.load_study_data(study)
+    member = load_member(study.get_zoo(), "micro", progress=False)
+    calls = []
+    real = F.extract_features
+    monkeypatch.setattr(F, "extract_features", lambda loaded, ds, **kw: calls.append(ds.cache_key) or real(loaded, ds, **kw))
+    out = H.evaluate_member(study, data, member, progress=False, cache=False)
+    n_sets = sum(len(data.items(r)) for r in ("id", "val", "shift", "ood", "cue_conflict", "corruptions", "retrieval"))
+    assert len(calls) == len(set(calls)) == n_sets  # two prompt sets, every axis: still one pass per dataset
+    assert [v["prompts"] for v in out["variants"]] == ["single", "ensemble"]
+    assert not math.isnan(out["variants"][0]["id_accuracy"])
