@@ -25,6 +25,9 @@ def test_zoos_are_data_and_validate():
     assert z.values("resnet") == dict(z.base_values)
     sizes = [m for m in z.models if m.factor == "training_set_size"]
     assert len(sizes) >= 2  # with the base: at least three training-set sizes
+    ext = Z.load_zoo("extended")  # "extends": the default zoo plus a ConvNeXt tower
+    assert ext.names == z.names + ["convnext"] and ext.base == z.base and ext.base_values == z.base_values
+    assert ext.values("convnext")["architecture"] == "ConvNeXt"
 
 
 def test_default_zoo_presets_differ_from_the_base_in_one_factor_only():

@@ -100,6 +100,8 @@ def factor_robustness(res, n_cols: int = 4):
         a.set_ylabel("accuracy on the factor value")
     for a in axes[-1]:
         a.set_xlabel("overall accuracy")
+    ax.set_xlabel("ID accuracy")
+    ax.set_ylabel("effective robustness (mean over values)")
     _legend(fig, res, styles)
     title_figure(fig, "Visual-factor robustness: accuracy on each factor's hardest value vs overall accuracy",
                  "dashed: line fitted across models on logit axes; effective robustness = distance above it "
