@@ -298,3 +298,33 @@ def test_real_path_imagenet_masks_r_and_a(real_study):
     res = robust_ft.run_robust_ft_study(study, progress=False, data=data)
     assert set(res.metrics.domain) == {"imagenet", "imagenet_v2", "imagenet_r", "imagenet_a", "imagenet_sketch"}
     assert res.metrics.accuracy.between(0, 1).all() and np.isfinite(res.metrics.nll).all()
+
+
+def test_verdicts_read_the_claims_off_the_summary():
+    """Claims 1-4 of Nam et al. as sentences: FT's trade-off, Lipsum-FT's rank, energy gap vs distortion,
+    and the WiSE-FT paths compared at equal alpha (alpha = 0, zero-shot for both, left out)."""
+    from clipstudy.studies.robust_ft import RobustFTResults, verdicts
+
+    def cell(method, ref, shift, wise=None):
+        vals = lambda a: {"nll": 1.0, "ece": 0.1, "energy_gap": 0.0, "energy_gap_class": 0.0, "distortion": 0.0,
+                          "accuracy": a}
+        variants = [{"variant": method, "alpha": 1.0, "domains": {"photo": vals(ref), "sketch": vals(shift)}}]
+        for alpha, (r, s) in (wise or {}).items():
+            variants.append({"variant": f"{method}+wise", "alpha": alpha,
+                             "domains": {"photo": vals(r), "sketch": vals(s)}})
+        return {"method": method, "seed": 0}, {"variants": variants, "history": []}
+
+    records = [cell("zs", 0.80, 0.60), cell("lp", 0.82, 0.55),
+               cell("ft", 0.86, 0.45, {0.0: (0.80, 0.60), 0.5: (0.85, 0.55), 1.0: (0.86, 0.45)}),
+               cell("kd", 0.85, 0.50),
+               cell("lipsum_ft", 0.85, 0.52, {0.0: (0.80, 0.60), 0.5: (0.84, 0.57), 1.0: (0.85, 0.52)})]
+    res = RobustFTResults.from_records(records, reference="photo")
+    out = verdicts(res, {"pearson": -0.7, "spearman": -0.8, "n": 10}, {"pearson": -0.2, "spearman": -0.3, "n": 10})
+    assert out["ft_tradeoff"].startswith("Supported") and "60.0% -> 45.0%" in out["ft_tradeoff"]
+    assert out["lipsum_most_robust"].startswith("Supported") and "ranks 1 of 3" in out["lipsum_most_robust"]
+    assert out["energy_gap"].startswith("Supported") and out["distortion"].startswith("Supported")
+    assert out["wise"].startswith("Supported") and "2 of 2" in out["wise"]
+    worse = verdicts(res, {"pearson": -0.1, "spearman": -0.2, "n": 10}, {"pearson": -0.9, "spearman": -0.9, "n": 10})
+    assert worse["energy_gap"].startswith("Not supported") and worse["distortion"].startswith("Not supported")
+    only_ft = RobustFTResults.from_records(records[:3], reference="photo")
+    assert set(verdicts(only_ft)) == {"ft_tradeoff"}  # no Lipsum-FT: its claims are left out

@@ -43,8 +43,8 @@ class RobustFTStudy:
     ``reference`` one and the shifts). ``head_from`` maps a recipe to the recipe whose trained linear probe
     initialises its head (LP-FT). Energy gaps use ``n_random_texts`` random texts of ``text_length``
     tokens drawn with ``text_seed`` and the class prompts of ``templates``. ``dynamics`` lists the recipes
-    whose first ``dynamics_seeds`` record reference/shift accuracy and energy gap during training, on
-    ``dynamics_images`` images per domain.
+    whose runs on the first ``dynamics_runs`` seeds record reference/shift accuracy and energy gap during
+    training, on ``dynamics_images`` images per domain.
     """
 
     model: str = "embedded"
@@ -64,7 +64,7 @@ class RobustFTStudy:
     text_seed: int = 2024
     ece_bins: int = 15
     dynamics: tuple = ("ft", "lipsum_ft")
-    dynamics_seeds: tuple = (0,)
+    dynamics_runs: int = 1
     dynamics_images: int = 100
     recipe_overrides: Mapping[str, Mapping] = field(default_factory=dict)
 
@@ -264,7 +264,7 @@ def _spec(study: RobustFTStudy, data: StudyData, recipe, train: TrainSet, seed: 
 
 
 def _records_dynamics(study: RobustFTStudy, label: str, seed: int) -> bool:
-    return label in study.dynamics and seed in study.dynamics_seeds[:len(study.seeds)]
+    return label in study.dynamics and seed in study.seeds[:study.dynamics_runs]
 
 
 def _run_cell(study, data, recipe, train, seed, spec, progress) -> dict:
@@ -430,3 +430,50 @@ class RobustFTResults:
         if not by_seed:
             out = out.groupby(keys[:3], sort=False).mean(numeric_only=True).drop(columns="seed").reset_index()
         return out
+
+
+# --------------------------------------------------------------------------- claims
+
+def verdicts(res: RobustFTResults, gap_r: Mapping | None = None, dist_r: Mapping | None = None) -> dict[str, str]:
+    """One sentence per claim of Nam et al. (papers.md §4.1) saying whether this run supports it, from the
+    seed means of :meth:`RobustFTResults.summary` and, for claims 2-3, the correlations of
+    :func:`clipstudy.studies.robust_ft_figures.scatter_vs_shift` (``gap_r``: energy gap, ``dist_r``: feature
+    distortion, each ``{"pearson", "spearman", "n"}``). Claims whose methods did not run are left out."""
+    s = res.summary()
+    final = s[s.variant == s.method].set_index("method")
+    out: dict[str, str] = {}
+    if {"zs", "ft"} <= set(final.index):
+        zs, ft = final.loc["zs"], final.loc["ft"]
+        ok = ft.ref_accuracy > zs.ref_accuracy and ft.shift_accuracy < zs.shift_accuracy
+        out["ft_tradeoff"] = (f"{'Supported' if ok else 'Not supported'}: FT moves reference accuracy "
+                              f"{zs.ref_accuracy:.1%} -> {ft.ref_accuracy:.1%} and shift accuracy "
+                              f"{zs.shift_accuracy:.1%} -> {ft.shift_accuracy:.1%}.")
+    if gap_r is not None and np.isfinite(gap_r.get("spearman", np.nan)):
+        ok = gap_r["spearman"] <= -0.5
+        out["energy_gap"] = (f"{'Supported' if ok else 'Not supported'}: across {gap_r['n']} models the energy "
+                             f"gap and shift accuracy have Spearman rho {gap_r['spearman']:.2f} (Pearson r "
+                             f"{gap_r['pearson']:.2f}); the paper finds a strong negative relation.")
+        if dist_r is not None and np.isfinite(dist_r.get("spearman", np.nan)):
+            ok = abs(dist_r["spearman"]) < abs(gap_r["spearman"])
+            out["distortion"] = (f"{'Supported' if ok else 'Not supported'}: feature distortion has Spearman rho "
+                                 f"{dist_r['spearman']:.2f} with shift accuracy against the energy gap's "
+                                 f"{gap_r['spearman']:.2f}; the claim is that distortion explains less.")
+    tuned = final.drop(index=[m for m in ("zs", "lp") if m in final.index])
+    if "lipsum_ft" in tuned.index and len(tuned) > 1:
+        best = tuned.shift_accuracy.idxmax()
+        rank = int((tuned.shift_accuracy > tuned.loc["lipsum_ft", "shift_accuracy"]).sum()) + 1
+        out["lipsum_most_robust"] = (f"{'Supported' if best == 'lipsum_ft' else 'Not supported'}: Lipsum-FT "
+                                     f"ranks {rank} of {len(tuned)} fine-tuned methods on shift accuracy "
+                                     f"({tuned.loc['lipsum_ft', 'shift_accuracy']:.1%}; best: {best} "
+                                     f"{tuned.shift_accuracy.max():.1%}).")
+    paths = {m: s[s.variant == f"{m}+wise"].set_index("alpha").shift_accuracy for m in ("ft", "lipsum_ft")}
+    if all(len(p) for p in paths.values()):
+        common = paths["ft"].index.intersection(paths["lipsum_ft"].index)
+        common = [a for a in common if a > 0]  # alpha = 0 is the zero-shot model for both
+        if common:
+            wins = sum(paths["lipsum_ft"][a] >= paths["ft"][a] for a in common)
+            out["wise"] = (f"{'Supported' if wins == len(common) else 'Not supported'}: along the WiSE-FT path "
+                           f"Lipsum-FT's shift accuracy is at least FT's at {wins} of {len(common)} mixing "
+                           f"weights alpha > 0 (best: FT {paths['ft'].max():.1%}, Lipsum-FT "
+                           f"{paths['lipsum_ft'].max():.1%}).")
+    return out

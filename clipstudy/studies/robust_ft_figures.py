@@ -171,7 +171,7 @@ def training_dynamics(res, methods=("ft", "lipsum_ft")):
 
     h = res.history
     if h.empty or "ref_accuracy" not in h:
-        raise ValueError("no training run recorded its dynamics (RobustFTStudy.dynamics / dynamics_seeds)")
+        raise ValueError("no training run recorded its dynamics (RobustFTStudy.dynamics / dynamics_runs)")
     h = h.dropna(subset=["ref_accuracy"])
     h = h[h.method.isin(methods)]
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.9))
