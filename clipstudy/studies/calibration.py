@@ -299,17 +299,25 @@ def text_divergence(method, base_names, new_names, m: int, metric: str = "cosine
         out = {}
         for key, names in (("fd_base", base_names), ("fd_new", new_names)):
             feats = method.encode_names(list(names)).float().cpu().numpy()
-            out[key] = feature_divergence(feats, m=min(m, len(names) - 1), metric=metric)["mean"]
+            out[key] = _group_divergence(feats, m, metric)
     return out
+
+
+def _group_divergence(features, m: int, metric: str) -> float:
+    """Mean FD of one class group with ``m`` capped at the group's other classes; NaN for a group of one
+    class (no neighbours: FD is undefined, e.g. the single new class of a 3-class dataset)."""
+    from ..calibration import feature_divergence
+
+    if len(features) < 2:
+        return float("nan")
+    return feature_divergence(features, m=min(m, len(features) - 1), metric=metric)["mean"]
 
 
 def zeroshot_divergence(data: StudyData, m: int, metric: str = "cosine") -> dict:
     """FD of the frozen zero-shot text features of the hand-crafted prompt, per group."""
-    from ..calibration import feature_divergence
     from ..prompts import zeroshot_head
 
-    return {g: feature_divergence(zeroshot_head(data.loaded, names, data.template).numpy(),
-                                  m=min(m, len(names) - 1), metric=metric)["mean"]
+    return {g: _group_divergence(zeroshot_head(data.loaded, names, data.template).numpy(), m, metric)
             for g, names in (("base", data.base_names), ("new", data.new_names))}
 
 
