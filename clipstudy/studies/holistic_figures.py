@@ -59,8 +59,8 @@ def _legend(fig, res, styles: dict, ncol: int = 5) -> None:
         seen.add(st["model"])
         handles.append(Line2D([], [], ls="", marker=st["marker"], color=st["color"], label=st["label"], ms=7))
     handles.append(Line2D([], [], ls="", marker="o", mfc="none", color="0.3", label="hollow: prompt ensemble", ms=7))
-    fig.legend(handles=handles, loc="lower center", ncol=ncol, bbox_to_anchor=(0.5, -0.02 - 0.035 * (len(handles) // ncol)),
-               fontsize=8.5)
+    # below the figure's one-line caption (title_figure writes it at y = -0.02, top-aligned)
+    fig.legend(handles=handles, loc="upper center", ncol=ncol, bbox_to_anchor=(0.5, -0.07), fontsize=8.5)
 
 
 def _col(df, value: str, index: str = "entry") -> dict:
