@@ -78,7 +78,7 @@ def accuracy_table(res):
     axes[2].barh(y + 0.2, s.shift_accuracy, height=0.4, label="shift mean", color=[colors(methods)[m] for m in methods])
     axes[2].set(yticks=y, yticklabels=[name(m) for m in methods], xlabel="accuracy", xlim=(0, 1))
     axes[2].invert_yaxis()
-    axes[2].legend(loc="lower right")
+    axes[2].legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False, fontsize=9)
     title_figure(fig, "Accuracy and NLL per method and domain",
                  f"fine-tuned on {res.reference}; mean over {res.metrics.seed.nunique()} seed(s)")
     fig.tight_layout()
