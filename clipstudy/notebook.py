@@ -341,8 +341,11 @@ def run_manifest_notebook(name: str, out_root: str | Path, *, profile: str = "sm
     return run.records
 
 
-def format_summary(runs: list[NotebookRun]) -> str:
-    """A plain-text table: notebook, status, seconds, figures written, recorded numbers."""
+def format_summary(runs: list[NotebookRun], records_width: int = 72) -> str:
+    """A plain-text table: notebook, status, seconds, figures written, recorded numbers (wrapped to
+    ``records_width`` characters under their column)."""
+    import textwrap
+
     rows = [("notebook", "status", "seconds", "figures", "records")]
     for r in runs:
         shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
@@ -350,7 +353,12 @@ def format_summary(runs: list[NotebookRun]) -> str:
         n = len(r.figures_written) + len(r.figures_missing)
         rows.append((r.name, r.status, f"{r.seconds:.1f}", f"{len(r.figures_written)}/{n}", shown))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4] for row in rows]
+    indent = sum(widths) + 2 * 4
+    lines = []
+    for row in rows:
+        wrapped = textwrap.wrap(row[4], records_width, break_on_hyphens=False) or [""]
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + wrapped[0])
+        lines += [" " * indent + more for more in wrapped[1:]]
     lines.insert(1, "-" * max(len(line) for line in lines))
     for r in runs:
         lines += [f"{r.name}: {p}" for p in r.problems]

@@ -185,3 +185,17 @@ def test_run_manifest_notebook_helper(tmp_path):
 def test_repo_paths_point_at_this_checkout(monkeypatch):
     monkeypatch.delenv("CLIPSTUDY_NOTEBOOKS", raising=False)
     assert paths.notebooks_dir() == Path(__file__).parents[1] / "notebooks"
+
+
+def test_summary_wraps_records_under_their_column(tmp_path):
+    from clipstudy.notebook import NotebookRun, format_summary
+
+    records = {f"number_{i:02d}": i / 7 for i in range(30)}
+    run = NotebookRun("01_long", "ok", 12.0, tmp_path / "x.ipynb", ["a"], [], records, [])
+    lines = format_summary([run], records_width=60).splitlines()
+    start = lines[0].index("records")
+    body = lines[2:]
+    assert len(body) > 3 and all(len(line) <= start + 60 for line in body)
+    assert all(line[:start].strip() == "" for line in body[1:])  # continuation lines stay in the column
+    shown = " ".join(line[start:] for line in body)
+    assert all(f"number_{i:02d}=" in shown for i in range(30))

@@ -94,7 +94,7 @@ def test_l2sp_is_the_squared_distance_to_the_zero_shot_tower(micro):
     expected = sum(float(((p.detach() - start[n]) ** 2).sum()) for n, p in ft.visual.named_parameters())
     reg = ft.regularizers[0]
     value = reg(ft, _batch(), {})
-    assert float(value) == pytest.approx(expected, rel=1e-5)
+    assert float(value.detach()) == pytest.approx(expected, rel=1e-5)
     value.backward()
     name, p = next(iter(ft.visual.named_parameters()))
     torch.testing.assert_close(p.grad, 2 * (p.detach() - start[name]))
