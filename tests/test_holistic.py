@@ -293,3 +293,14 @@ def test_one_feature_pass_per_dataset(tiny_run, monkeypatch):
     assert len(calls) == len(set(calls)) == n_sets  # two prompt sets, every axis: still one pass per dataset
     assert [v["prompts"] for v in out["variants"]] == ["single", "ensemble"]
     assert not math.isnan(out["variants"][0]["id_accuracy"])
+
+
+def test_accuracy_ood_verdict_says_when_the_correlation_rests_on_the_reference():
+    from clipstudy.studies.holistic import verdicts
+
+    led = verdicts({"acc_auroc_pearson": 0.98, "acc_auroc_n": 6, "acc_auroc_pearson_zoo": -0.09})["accuracy_ood"]
+    assert led.startswith("Not supported") and "r = -0.09" in led and "rests on the reference" in led
+    both = verdicts({"acc_auroc_pearson": 0.9, "acc_auroc_n": 6, "acc_auroc_pearson_zoo": 0.7})["accuracy_ood"]
+    assert both.startswith("Supported") and "r = 0.70" in both
+    alone = verdicts({"acc_auroc_pearson": 0.5, "acc_auroc_n": 4})["accuracy_ood"]  # no reference in the zoo
+    assert alone.startswith("Supported") and "over 4 zero-shot models." in alone
