@@ -19,8 +19,8 @@ from pathlib import Path
 
 from ..errors import DataError
 from . import DATASETS
-from .real import (FileListDataset, check_domain, check_split, find_dir, readable, require_file, require_files_exist,
-                   resource)
+from .real import (FileListDataset, check_domain, check_split, classnames_by_label, find_dir, require_file,
+                   require_files_exist, resource)
 
 SPLITS = ("train", "val", "test")
 
@@ -73,17 +73,6 @@ def read_aircraft(base: Path, split: str, layout: str) -> tuple[list[tuple[str, 
     return out, variants
 
 
-def classnames_from(entries, name: str, layout: str) -> tuple[str, ...]:
-    names: dict[int, str] = {}
-    for _, label, cname in entries:
-        if names.setdefault(label, cname) != cname:
-            raise DataError(f"{name}: label {label} has two class names, {names[label]!r} and {cname!r}; "
-                            f"expected layout: {layout}")
-    if sorted(names) != list(range(len(names))):
-        raise DataError(f"{name}: split labels are not 0..{len(names) - 1}; expected layout: {layout}")
-    return tuple(readable(names[i]) for i in range(len(names)))
-
-
 class CoOpDataset(FileListDataset):
     """A CoOp benchmark split; ``template`` is CoOp's hand-crafted prompt for the dataset."""
 
@@ -102,7 +91,7 @@ def build_coop(name: str, root, split: str, transform=None) -> CoOpDataset:
     else:
         splits = read_split_json(base / e["split_file"], layout, name)
         entries = splits[split]
-        classnames = classnames_from([x for s in SPLITS for x in splits[s]], name, layout)
+        classnames = classnames_by_label([x for s in SPLITS for x in splits[s]], name, layout)
     paths = [image_dir / p for p, _, _ in entries]
     require_files_exist(paths, name, layout)
     ds = CoOpDataset([(p, y) for p, (_, y, _) in zip(paths, entries)], root=base, classnames=classnames,

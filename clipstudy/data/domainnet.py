@@ -10,7 +10,8 @@ from pathlib import Path
 
 from ..errors import DataError
 from . import DATASETS
-from .real import FileListDataset, check_domain, check_split, find_dir, readable, require_file, require_files_exist
+from .real import (FileListDataset, check_domain, check_split, classnames_by_label, find_dir, require_file,
+                   require_files_exist)
 
 DOMAINS = ("real", "painting", "clipart", "infograph", "sketch")
 LAYOUT = ("ROOT/domainnet/<domain>/<class>/<image> for domains real, painting, clipart, infograph, sketch, plus "
@@ -36,18 +37,6 @@ def read_split_file(path: Path, base: Path) -> list[tuple[Path, int, str]]:
     return out
 
 
-def classnames_from(entries) -> tuple[str, ...]:
-    """Label -> class folder, checked to be one folder per label and labels ``0..K-1``."""
-    names: dict[int, str] = {}
-    for _, label, folder in entries:
-        if names.setdefault(label, folder) != folder:
-            raise DataError(f"domainnet: label {label} names two class folders, {names[label]} and {folder}; "
-                            f"expected layout: {LAYOUT}")
-    if sorted(names) != list(range(len(names))):
-        raise DataError(f"domainnet: labels are not 0..{len(names) - 1}; expected layout: {LAYOUT}")
-    return tuple(readable(names[i]) for i in range(len(names)))
-
-
 @DATASETS.register("domainnet", real=True)
 class DomainNetBuilder:
     """DomainNet; ``domain`` one of real (default), painting, clipart, infograph, sketch; ``split`` train
@@ -66,7 +55,8 @@ class DomainNetBuilder:
             raise DataError(f"domainnet: domain folder {base / domain} is missing; expected layout: {LAYOUT}")
         entries = read_split_file(base / f"{domain}_{split}.txt", base)
         require_files_exist([p for p, _, _ in entries], "domainnet", LAYOUT)
-        ds = FileListDataset([(p, y) for p, y, _ in entries], root=base, classnames=classnames_from(entries),
+        classnames = classnames_by_label(entries, "domainnet", LAYOUT)
+        ds = FileListDataset([(p, y) for p, y, _ in entries], root=base, classnames=classnames,
                              name="domainnet", domain=domain, transform=transform, layout=LAYOUT)
         ds.split = split
         return ds

@@ -10,6 +10,16 @@ import numpy as np
 from ..errors import DataError
 from . import DATASETS, require_dir
 
+
+def samples_digest(samples, root: Path) -> str:
+    """Digest of a file-backed dataset's (path relative to ``root``, label, size, mtime) list: the part of
+    its feature-cache key that changes when any image file or label changes."""
+    h = hashlib.blake2b(digest_size=12)
+    for path, label in samples:
+        st = path.stat()
+        h.update(f"{path.relative_to(root)}|{label}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 IMAGEFOLDER_LAYOUT = "ROOT/<class name>/<image files (.jpg, .png, ...)>, one subfolder per class"
 
@@ -48,11 +58,7 @@ class ImageFolderDataset:
 
     @property
     def cache_key(self) -> str:
-        h = hashlib.blake2b(digest_size=12)
-        for path, label in self.samples:
-            st = path.stat()
-            h.update(f"{path.relative_to(self.root)}|{label}|{st.st_size}|{st.st_mtime_ns}".encode())
-        return f"{self.name}:{self.root.resolve()}:{h.hexdigest()}"
+        return f"{self.name}:{self.root.resolve()}:{samples_digest(self.samples, self.root)}"
 
     def __len__(self) -> int:
         return len(self.samples)

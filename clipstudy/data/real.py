@@ -8,7 +8,6 @@ present means the dataset is *missing*, see :func:`check_dataset`).
 from __future__ import annotations
 
 import functools
-import hashlib
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -118,11 +117,9 @@ class FileListDataset:
 
     @property
     def cache_key(self) -> str:
-        h = hashlib.blake2b(digest_size=12)
-        for path, label in self.samples:
-            st = path.stat()
-            h.update(f"{path.relative_to(self.root)}|{label}|{st.st_size}|{st.st_mtime_ns}".encode())
-        return f"{self.name}:{self.domain}:{self.root.resolve()}:{h.hexdigest()}"
+        from .folders import samples_digest
+
+        return f"{self.name}:{self.domain}:{self.root.resolve()}:{samples_digest(self.samples, self.root)}"
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -139,6 +136,19 @@ class FileListDataset:
 
     def __repr__(self) -> str:
         return f"<{self.name} domain={self.domain!r} n={len(self)} classes={len(self.classnames)} root={self.root}>"
+
+
+def classnames_by_label(entries, name: str, layout: str) -> tuple[str, ...]:
+    """Readable class names from ``(file, label, class name)`` split entries, checked to be one name per
+    label and labels ``0..K-1`` (CoOp's split files, DomainNet's lists)."""
+    names: dict[int, str] = {}
+    for _, label, cname in entries:
+        if names.setdefault(label, cname) != cname:
+            raise DataError(f"{name}: label {label} has two class names, {names[label]!r} and {cname!r}; "
+                            f"expected layout: {layout}")
+    if sorted(names) != list(range(len(names))):
+        raise DataError(f"{name}: split labels are not 0..{len(names) - 1}; expected layout: {layout}")
+    return tuple(readable(names[i]) for i in range(len(names)))
 
 
 def load_image(path: Path, layout: str = ""):
