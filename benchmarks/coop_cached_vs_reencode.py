@@ -55,7 +55,7 @@ def run(loaded, recipe, train, classnames, seed, reencode: bool):
 
     import torch
 
-    method = build(loaded, recipe, classnames)
+    method = build(loaded, recipe, classnames, seed=0)
     t = time.perf_counter()
     if reencode:
         method = reencoding(method, loaded)
@@ -66,7 +66,7 @@ def run(loaded, recipe, train, classnames, seed, reencode: bool):
     extraction = 0.0 if reencode else time.perf_counter() - t
     cfg = recipe.train_config(len(train), train.shots, seed)
     warm = recipe.replace(steps=2).train_config(len(train), train.shots, seed)
-    fit(build(loaded, recipe, classnames) if not reencode else reencoding(build(loaded, recipe, classnames), loaded),
+    fit(build(loaded, recipe, classnames, seed=0) if not reencode else reencoding(build(loaded, recipe, classnames, seed=0), loaded),
         batches, warm, progress=False)
     t = time.perf_counter()
     fit(method, batches, cfg, progress=False)

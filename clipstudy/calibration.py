@@ -10,7 +10,11 @@ import numpy as np
 
 from .metrics import _labels, as_numpy, log_softmax
 
-__all__ = ["temperature_nll", "tune_temperature", "fit_temperature", "apply_temperature", "feature_divergence"]
+__all__ = ["temperature_nll", "tune_temperature", "fit_temperature", "temperature_at_bound", "apply_temperature",
+           "feature_divergence"]
+
+TEMPERATURE_BOUNDS = (0.01, 10.0)
+"""The search interval of :func:`fit_temperature` (Klaus-Tu/VLM_calibrate's ``tune_temp`` values)."""
 
 
 def _logits_labels(logits, labels):
@@ -79,6 +83,27 @@ def fit_temperature(logits, labels, method: str = "bisection", lower: float = 0.
             raise ValueError(f"need 0 < lower < upper, got lower={lower}, upper={upper}")
         return _fit_lbfgs(*_logits_labels(logits, labels), float(lower), float(upper))
     raise ValueError(f"method must be 'bisection' or 'lbfgs', got {method!r}")
+
+
+def temperature_at_bound(T: float, lower: float = TEMPERATURE_BOUNDS[0], upper: float = TEMPERATURE_BOUNDS[1],
+                         rtol: float = 1e-2) -> bool:
+    """Whether a fitted temperature sits at (within ``rtol`` relative of) an end of its search interval: the
+    NLL optimum may lie outside it, so the calibrated numbers are those of the bound, not of the optimum.
+    Runs flag it (``ts_at_bound``) and warn."""
+    T = float(T)
+    return bool(abs(T - lower) <= rtol * lower or abs(T - upper) <= rtol * upper)
+
+
+def warn_if_at_bound(T: float, where: str, lower: float = TEMPERATURE_BOUNDS[0],
+                     upper: float = TEMPERATURE_BOUNDS[1]) -> bool:
+    """:func:`temperature_at_bound`, with a one-line warning naming ``where`` when it is."""
+    hit = temperature_at_bound(T, lower, upper)
+    if hit:
+        import warnings
+
+        warnings.warn(f"temperature scaling ({where}): the fitted T = {T:.4g} is at the search bound "
+                      f"[{lower:g}, {upper:g}]; the NLL optimum may lie outside it", stacklevel=2)
+    return hit
 
 
 def apply_temperature(logits, T: float) -> np.ndarray:

@@ -30,8 +30,10 @@ from .errors import ConfigError
 from .io import read_json
 
 SCALES = ("embedded", "paper")
-PROTOCOL_VERSION = 1
-"""Part of every result spec: bump it when a change alters the numbers a cell produces."""
+PROTOCOL_VERSION = 2
+"""Part of every result spec: bump it when a change alters the numbers a cell produces (2: the cell's seed
+reaches every random initialisation; regularizer weights carried to the model's logit scale by one rule;
+FLYP trains its logit scale; prompt learners' weight decay as Dassl's)."""
 
 
 # --------------------------------------------------------------------------- datasets
@@ -358,14 +360,20 @@ def _names_for(pool, targets):
     return names if len(names) > int(np.max(targets, initial=0)) else None
 
 
-def build(loaded, recipe: Recipe, classnames: Sequence[str]):
-    """Instantiate the recipe's method for ``classnames``."""
+def build(loaded, recipe: Recipe, classnames: Sequence[str], *, seed: int, **extra):
+    """Instantiate the recipe's method for ``classnames``, every random choice of its construction drawn from
+    the cell's ``seed`` (:func:`clipstudy.methods.build_method`); ``extra`` are constructor arguments that
+    are not part of the recipe (e.g. ``head_init``)."""
     from .methods import build_method
 
-    return build_method(recipe.method, loaded, classnames, **recipe.kwargs)
+    kwargs = {**recipe.kwargs, **extra}
+    if "seed" in kwargs:
+        raise ConfigError(f"recipe {recipe.label!r}: 'seed' is set both by the cell ({seed}) and in the recipe "
+                          f"({kwargs['seed']!r}); remove it from the recipe, the cell's seed drives every draw")
+    return build_method(recipe.method, loaded, classnames, seed=seed, **kwargs)
 
 
-def transfer_to_classes(method, loaded, recipe: Recipe, classnames: Sequence[str]):
+def transfer_to_classes(method, loaded, recipe: Recipe, classnames: Sequence[str], *, seed: int = 0):
     """The trained ``method`` rebuilt for other ``classnames`` (a base-to-new split's new classes, papers.md
     §0.5): the recipe's method is built for the new names (without regularizers, which only shape training)
     and the trained parameters are loaded into it. Parameters tied to the training classes (linear heads,
@@ -380,7 +388,7 @@ def transfer_to_classes(method, loaded, recipe: Recipe, classnames: Sequence[str
     kwargs = {k: v for k, v in recipe.kwargs.items() if k != "regularizers"}
     from .methods import build_method
 
-    target = build_method(recipe.method, loaded, classnames, **kwargs)
+    target = build_method(recipe.method, loaded, classnames, seed=seed, **kwargs)
     state, own = trainable_state(method), target.state_dict()
     bad = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()
            if k not in own or own[k].shape != v.shape]
@@ -397,13 +405,16 @@ def train_method(loaded, recipe: Recipe, train: TrainSet, classnames: Sequence[s
                  progress: bool = True, method=None):
     """Build (or take) the recipe's method, train it on ``train`` and return ``(method, history, theta0)``.
 
+    ``seed`` drives every random choice of the cell: the method's construction (random context vectors,
+    adapter and meta-net weights, random texts, template draws: :func:`build`), the batch order and the
+    augmentations. A ``method`` built by the caller must have been built with the same seed.
     ``theta0`` is the method's state before training (its zero-shot state for fine-tuning methods: the
     WiSE-FT endpoint). A method with nothing to train is returned as built. With ``checkpoint`` set,
     training resumes from it and a finished checkpoint is reused without training again.
     """
     from .train import fit, prefetched
 
-    method = method if method is not None else build(loaded, recipe, classnames)
+    method = method if method is not None else build(loaded, recipe, classnames, seed=seed)
     theta0 = {k: v.detach().clone() for k, v in method.state_dict().items()}
     if not (recipe.trains and method.trains):
         return method, [], theta0

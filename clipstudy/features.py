@@ -47,9 +47,28 @@ def weights_key(loaded, encoder=None) -> str:
     return loaded.weights_id if encoder is None else "encoder:" + weights_hash(encoder)
 
 
+FEATURE_PRECISIONS = ("bf16", "fp32")
+
+
+def feature_precision() -> str:
+    """Precision of image-feature extraction: ``bf16`` autocast (default: 2-4x faster on a CPU, tensor cores
+    on a GPU; numbers differ from fp32 in the third decimal) or ``fp32`` (exact, for golden numbers and
+    calibration-sensitive comparisons), from the environment variable ``CLIPSTUDY_FEATURE_PRECISION``."""
+    import os
+
+    from .errors import ConfigError
+
+    value = os.environ.get("CLIPSTUDY_FEATURE_PRECISION", "bf16") or "bf16"
+    if value not in FEATURE_PRECISIONS:
+        raise ConfigError(f"CLIPSTUDY_FEATURE_PRECISION={value!r}; valid: {', '.join(FEATURE_PRECISIONS)}")
+    return value
+
+
 def cache_key(loaded, dataset, extra: str = "", encoder=None, weights: str | None = None) -> str:
     weights = weights or weights_key(loaded, encoder)
     parts = [CACHE_VERSION, weights, dataset.cache_key, repr(loaded.preprocess), extra]
+    if feature_precision() != "bf16":  # bf16 keys stay as they were
+        parts.append(f"precision:{feature_precision()}")
     return hashlib.blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
 
 
@@ -128,14 +147,17 @@ def loader_workers(n_images: int) -> int:
 
 def encode_images(tower, images, local: bool = False):
     """Features of ``images`` from an image tower, with bf16 autocast (2-4x faster on this CPU; tensor cores
-    on a GPU) and fp32 output: ``global`` or, with ``local=True``, ``(global, local)``. Accepts a CLIP model
+    on a GPU; :func:`feature_precision` ``fp32`` turns it off) and fp32 output: ``global`` or, with ``local=True``, ``(global, local)``. Accepts a CLIP model
     (its ``visual`` tower is used) for backward compatibility."""
     import torch
 
     from .local_features import encode_global_local
 
+    import contextlib
+
     tower = getattr(tower, "visual", tower)
-    with torch.autocast(images.device.type, dtype=torch.bfloat16):
+    fp32 = feature_precision() == "fp32"
+    with contextlib.nullcontext() if fp32 else torch.autocast(images.device.type, dtype=torch.bfloat16):
         if local:
             g, loc = encode_global_local(tower, images)
             return g.float(), loc.float()

@@ -36,6 +36,34 @@ def siglip_loss(image_features, text_features, logit_scale, logit_bias=None):
     return SigLipLoss()(image_features, text_features, logit_scale, logit_bias)
 
 
+REFERENCE_LOGIT_SCALE = 100.0
+"""The logit scale of OpenAI CLIP (and of every paper's model): the scale at which recipes give weights."""
+
+
+def scaled_weight(weight: float, scale_power: int, logit_scale: float,
+                  reference: float = REFERENCE_LOGIT_SCALE) -> float:
+    """The one rule that carries a regularizer weight from CLIP's logit scale to another model's.
+
+    A recipe gives every regularizer weight ``λ`` at the papers' logit scale ``s_ref = 100``. The gradient
+    of cross-entropy with respect to the cosine similarities (or the features, or the parameters behind
+    them) grows like ``s``; a regularizer whose loss is a polynomial of degree ``p`` in ``s``-scaled
+    similarities has a gradient that grows like ``s^p``. To keep the paper's balance between the task
+    gradient and the regularizer's at another scale ``s``, the weight becomes
+
+    ``λ(s) = λ · (s / s_ref)^(1 − p)``
+
+    * ``p = 0`` (terms on unit features or weights: DOR, KgCoOp's guidance, L2-SP): ``λ · s / 100``;
+    * ``p = 1`` (KL terms on ``s``-scaled logits: KD, CAR-FT): unchanged;
+    * ``p = 2`` (squared differences of ``s``-scaled logits: Lipsum-FT): ``λ · 100 / s``.
+
+    At ``s = 100`` (the paper path with OpenAI CLIP) every weight is the paper's. Each regularizer declares
+    its ``p`` as ``scale_power`` in the registry.
+    """
+    if not float(logit_scale) > 0 or not float(reference) > 0:
+        raise ValueError(f"logit scales must be > 0, got {logit_scale} and {reference}")
+    return float(weight) * (float(logit_scale) / float(reference)) ** (1 - int(scale_power))
+
+
 REGULARIZER_MODULES: tuple[str, ...] = ("regularizers",)
 """Modules (relative to ``clipstudy``) whose import registers every regularizer."""
 
@@ -43,6 +71,16 @@ REGULARIZER_MODULES: tuple[str, ...] = ("regularizers",)
 def list_regularizers() -> list[str]:
     _import_regularizers()
     return [n for n in LOSSES.list() if LOSSES.meta(n).get("kind") == "regularizer"]
+
+
+def regularizer_class(name: str):
+    """The registered regularizer class ``name``; unknown names list the valid regularizers."""
+    from .registry import UnknownNameError
+
+    _import_regularizers()
+    if name not in LOSSES or LOSSES.meta(name).get("kind") != "regularizer":
+        raise UnknownNameError(f"unknown regularizer {name!r}; valid regularizers: {', '.join(list_regularizers())}")
+    return LOSSES.get(name)
 
 
 def build_regularizer(name: str, method, loaded, **params):

@@ -182,6 +182,21 @@ class NotebookSession:
 
         return save_figure(fig, name, self.figures_dir)
 
+    def caption(self, text: str) -> str:
+        """Show a caption computed from this run's numbers as Markdown under the figure (plain text outside
+        a notebook); returns the text. Captions are rendered, never typed in, so they always quote the run
+        that drew the figure."""
+        try:
+            from IPython import get_ipython
+            from IPython.display import Markdown, display
+        except ImportError:  # pragma: no cover - IPython is a dependency of the notebooks
+            get_ipython = None
+        if get_ipython is not None and get_ipython() is not None:
+            display(Markdown(text))
+        else:
+            print(text)
+        return text
+
 
 def setup_notebook(notebook: str, namespace: Mapping[str, Any], *, style: bool = True,
                    verbose: bool = True) -> NotebookSession:

@@ -56,8 +56,9 @@ def get_templates(name_or_list: str | Sequence[str]) -> tuple[str, ...]:
     return templates
 
 
-def zeroshot_head(loaded, classnames: Sequence[str], templates="photo", batch_size: int = 512):
-    """Class text features ``[K, d]`` (unit norm) from a template ensemble; no gradients.
+def zeroshot_head(loaded, classnames: Sequence[str], templates="photo", batch_size: int = 512, encode_text=None):
+    """Class text features ``[K, d]`` (unit norm) from a template ensemble; no gradients. ``encode_text``
+    (``ids -> features``) replaces the loaded model's text tower, e.g. with a fine-tuned one (FLYP).
 
     Every (class, template) prompt is encoded in batches of ``batch_size`` (one text-tower call per
     batch, not per class), then each prompt feature is L2-normalised, averaged over the templates of its
@@ -67,8 +68,9 @@ def zeroshot_head(loaded, classnames: Sequence[str], templates="photo", batch_si
 
     temps = get_templates(templates)
     texts = [t.format(name) for name in classnames for t in temps]
+    encode = encode_text or loaded.model.encode_text
     with torch.no_grad():
-        feats = torch.cat([loaded.model.encode_text(loaded.tokenize(texts[i:i + batch_size])).float()
+        feats = torch.cat([encode(loaded.tokenize(texts[i:i + batch_size]).to(loaded.device)).float()
                            for i in range(0, len(texts), batch_size)])
     feats = F.normalize(feats, dim=-1).view(len(classnames), len(temps), -1).mean(1)
     return F.normalize(feats, dim=-1)

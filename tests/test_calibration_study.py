@@ -184,7 +184,12 @@ def test_study_cells_match_a_recomputation(tmp_path, vocab):
     assert "hm" in set(res.summary().index.get_level_values("group"))
     numbers = cal.key_numbers(res)
     assert 0 <= numbers["new_ece_coop"] <= 1 and numbers["n_cells"] == 6 + 2  # 6 main, λ 0.5, oracle
-    assert set(cal.verdicts(numbers)) >= {"coop_new_overconfident", "dor_new", "kgcoop_base_underconfident"}
+    claims = cal.verdicts(res)
+    assert set(claims) >= {"coop_new_overconfident", "dor_new", "kgcoop_base_underconfident", "dor_accuracy"}
+    caps = cal.captions(res, claims)
+    note = " " + cal.ONE_SEED_NOTE  # one seed: no spread, and every text says so once
+    assert claims["dor_new"].replace(note, "") in caps["base_new"] and caps["fd"].startswith("**This run** (1 seed;")
+    assert all(c.endswith(note) and c.count(note) == 1 for c in caps.values())
 
 
 def test_study_resumes_without_training(tmp_path, vocab, monkeypatch):
@@ -253,6 +258,8 @@ def test_real_path_on_fake_coop_datasets(tmp_path, vocab):
            for r in results.values()]
     assert row["ece"].iloc[0] == pytest.approx(np.mean(per))
     assert both.reliability["count"].sum() == sum(r.reliability["count"].sum() for r in results.values())
+    caps = cal.captions(both, cal.verdicts(both))  # the averaged results carry no single temperature
+    assert caps["base_new"].startswith("**This run**")
 
 
 def test_dataset_specs():
@@ -262,3 +269,120 @@ def test_dataset_specs():
     dtd = cal.dataset_specs("dtd", max_test_images=50)
     assert dtd["test"] == {"dataset": "dtd", "split": "test", "max_images": 50} and dtd["val"]["split"] == "val"
     assert cal.dataset_specs("imagenet")["val"] == {}  # ImageNet's val images are CoOp's test set
+
+
+# ------------------------------------------------------------------ verdicts and captions respect the seed spread
+def _handmade(values, fd_zeroshot=(("base", 0.22), ("new", 0.30))):
+    """CalibrationResults from ``values[(role, method, family, dor, lam, mode)][group] = {metric: [per seed]}``."""
+    import pandas as pd
+
+    rows = []
+    for (role, method, family, dor, lam, mode), groups in values.items():
+        for group, mets in groups.items():
+            for i in range(len(next(iter(mets.values())))):
+                rows.append({"role": role, "method": method, "family": family, "dor": dor, "lam": lam, "mode": mode,
+                             "shots": 16, "seed": i + 1, "group": group, "temperature": 0.81,
+                             **{k: v[i] for k, v in mets.items()}})
+    m = pd.DataFrame(rows)
+    for c in ("accuracy", "gap", "ece", "fd"):
+        if c not in m:
+            m[c] = np.nan
+    return cal.CalibrationResults(m, pd.DataFrame(), pd.DataFrame(), [], None, {}, dict(fd_zeroshot))
+
+
+def _g(acc, gap, ece, fd=None):
+    return {"accuracy": acc, "gap": gap, "ece": ece, "fd": fd if fd is not None else [np.nan] * len(acc)}
+
+
+ZS = ("main", "zeroshot_hc", "zeroshot", False, 0.0, "")
+COOP = ("main", "coop", "coop", False, 0.0, "")
+COOP_DOR = ("main", "coop_dor", "coop", True, 8.0, "near")
+KGCOOP = ("main", "kgcoop", "kgcoop", False, 0.0, "")
+
+
+def _base_run(coop_new_ece, dor_new_ece, dor_hm_new_acc=(0.88, 0.88, 0.88)):
+    zs = {"base": _g([0.85] * 3, [-0.058] * 3, [0.068] * 3), "new": _g([0.89] * 3, [-0.042] * 3, [0.050] * 3)}
+    coop = {"base": _g([0.84, 0.85, 0.86], [0.014, 0.014, 0.014], [0.03, 0.03, 0.03]),
+            "new": _g([0.87, 0.87, 0.87], [0.010, 0.012, 0.014], coop_new_ece, [0.42, 0.43, 0.44])}
+    dor = {"base": _g([0.84, 0.85, 0.86], [0.004] * 3, [0.03] * 3),
+           "new": _g(list(dor_hm_new_acc), [-0.012] * 3, dor_new_ece, [0.34, 0.35, 0.36])}
+    kg = {"base": _g([0.846] * 3, [-0.017, -0.018, -0.016], [0.028] * 3, [0.27] * 3),
+          "new": _g([0.88] * 3, [-0.03] * 3, [0.04] * 3, [0.33] * 3)}
+    return {ZS: zs, COOP: coop, COOP_DOR: dor, KGCOOP: kg}
+
+
+def test_dor_and_coop_verdicts_count_differences_within_the_seed_spread_as_ties():
+    # DOR's new ECE 3.0 % vs CoOp's 3.3 % ± 1.0 %: a tie; the old code said "supports" (3.0 < 3.3)
+    tie = cal.verdicts(_handmade(_base_run([0.023, 0.033, 0.043], [0.030, 0.030, 0.030])))
+    assert tie["dor_new"].startswith("Tie (within the seed spread)"), tie["dor_new"]
+    assert "ECE 3.3% ± 1.0% -> 3.0% ± 0.0% (a tie within the seed spread)" in tie["dor_new"]
+    assert "FD 0.430 ± 0.010 -> 0.350 ± 0.010 (lower beyond the seed spread)" in tie["dor_new"]
+    win = cal.verdicts(_handmade(_base_run([0.060, 0.065, 0.070], [0.030, 0.031, 0.032])))
+    assert win["dor_new"].startswith("Supported")
+    loss = cal.verdicts(_handmade(_base_run([0.010, 0.011, 0.012], [0.030, 0.031, 0.032])))
+    assert loss["dor_new"].startswith("Not supported")
+    # CoOp's new-class gap +1.2 ± 0.2 pp is overconfident beyond the spread, but its ECE 1.1 % is below zero-shot's
+    assert loss["coop_new_overconfident"].startswith("Not supported")
+    assert "+1.2 ± 0.2 pp (overconfident beyond the seed spread)" in loss["coop_new_overconfident"]
+    assert tie["coop_new_overconfident"].startswith("Not supported")  # ECE 3.3 % ± 1.0 % below zero-shot's 5.0 %
+    # the harmonic mean: CoOp+DOR within the spread of CoOp is "no cost" (a tie), and says so
+    assert "a tie within the seed spread" in tie["dor_accuracy"] and tie["dor_accuracy"].startswith("Supported")
+    # KgCoOp base: underconfident beyond the spread, ECE 2.8 % below zero-shot's 6.8 %: not supported
+    assert tie["kgcoop_base_underconfident"].startswith("Not supported")
+    assert "-1.7 ± 0.1 pp (underconfident beyond the seed spread)" in tie["kgcoop_base_underconfident"]
+
+
+def test_lambda_and_vocabulary_verdicts_use_seed_spreads():
+    run = _base_run([0.023, 0.033, 0.043], [0.030] * 3)
+
+    def lam(weight, ece, fd):
+        return {("lambda", "coop_dor", "coop", True, weight, "near"): {
+            "base": _g([0.84] * 3, [0.0] * 3, [0.03] * 3), "new": _g([0.88] * 3, [-0.01] * 3, ece, fd)}}
+
+    # new ECE at λ = 4 and 16 within the spread of CoOp's (3.3 % ± 1.0 %): ties, not a benefit
+    res = _handmade({**run, **lam(4.0, [0.030, 0.031, 0.032], [0.38, 0.39, 0.40]),
+                     **lam(16.0, [0.035, 0.036, 0.037], [0.33, 0.335, 0.34])})
+    v = cal.verdicts(res)
+    assert v["dor_lambda"].startswith("Tie (within the seed spread)"), v["dor_lambda"]
+    assert "tied at 2 and above at 0 of 2 DOR weights" in v["dor_lambda"]
+    assert ("new-class FD falls monotonically (0.430 ± 0.010 at λ = 0 to 0.335 ± 0.005 at λ = 16; 0 of 2 steps"
+            in v["dor_lambda"])
+    # 3.3 ± 1.0 -> 3.1 ± 0.1 (a tie) -> 3.6 ± 0.1 (up): a monotone rise with one step a tie
+    assert ("new ECE rises monotonically (3.3% ± 1.0% at λ = 0 to 3.6% ± 0.1% at λ = 16; 1 of 2 steps"
+            in v["dor_lambda"])
+    assert "base accuracy is flat (85.0% ± 1.0% at λ = 0 to 84.0% ± 0.0% at λ = 16; 2 of 2 steps" in v["dor_lambda"]
+
+    def mode(name, ece):
+        return {("mode", "coop_dor", "coop", True, 8.0, name): {
+            "base": _g([0.84] * 3, [0.0] * 3, [0.03] * 3), "new": _g([0.88] * 3, [-0.01] * 3, ece, [0.35] * 3)}}
+
+    near = mode("near", [0.030, 0.033, 0.036])
+    v = cal.verdicts(_handmade({**run, **near, **mode("oracle", [0.040, 0.046, 0.052]),
+                                **mode("far", [0.032, 0.036, 0.040])}))
+    assert v["dor_vocabulary"].startswith("Tie (within the seed spread)")  # far within the spread of near
+    v = cal.verdicts(_handmade({**run, **near, **mode("far", [0.060, 0.061, 0.062])}))
+    assert v["dor_vocabulary"].startswith("Supported")
+    v = cal.verdicts(_handmade({**run, **near, **mode("oracle", [0.010, 0.011, 0.012])}))
+    assert v["dor_vocabulary"].startswith("Not supported")
+
+
+def test_captions_quote_this_runs_numbers_and_explain_only_failed_claims():
+    res = _handmade(_base_run([0.010, 0.011, 0.012], [0.030, 0.031, 0.032]))
+    claims = cal.verdicts(res)
+    caps = cal.captions(res, claims)
+    assert set(caps) >= {"base_new", "reliability", "fd", "lambda", "vocabulary", "confidence"}
+    assert caps["base_new"].startswith("**This run** (3 seeds; mean ± std over seeds):")
+    assert claims["coop_new_overconfident"] in caps["base_new"] and claims["dor_new"] in caps["base_new"]
+    assert ("Zero-shot starts with confidence − accuracy -5.8 ± 0.0 pp on base and -4.2 ± 0.0 pp on new classes (both "
+            "underconfident beyond the seed spread)" in caps["base_new"])
+    # CoOp's claim failed and zero-shot starts underconfident: the explanation is printed
+    assert "A likely reason: zero-shot starts underconfident on new classes (-4.2 ± 0.0 pp)" in caps["base_new"]
+    assert "KgCoOp's base accuracy 84.6% ± 0.0% is lower beyond the seed spread" in caps["reliability"]
+    assert "Final FD, new classes: zero-shot prompt 0.300; CoOp 0.430 ± 0.010" in caps["fd"]
+    assert "CoOp 0.430 ± 0.010" in caps["fd"] and claims["fd_divergence"] in caps["fd"]
+    assert "overconfident beyond the seed spread: CoOp +1.2 ± 0.2 pp" in caps["confidence"]
+    # a run where CoOp's new ECE rises past zero-shot's: supported, and no explanation
+    up = _handmade(_base_run([0.080, 0.085, 0.090], [0.030, 0.031, 0.032]))
+    claims = cal.verdicts(up)
+    assert claims["coop_new_overconfident"].startswith("Supported")
+    assert "A likely reason" not in cal.captions(up, claims)["base_new"]

@@ -93,7 +93,7 @@ def test_image_method_outputs_use_its_own_tower_and_wise_endpoints(home, micro):
     train = ex.few_shot_set(ds, 2, 1)
     recipe = ex.get_recipe("finetune", steps=3, lr=1e-2, precision="fp32", wise_alphas=[0.0, 1.0])
     ft, _, theta0 = ex.train_method(micro, recipe, train, ds.classnames, 1, progress=False)
-    zs = ex.build(micro, ex.get_recipe("finetune"), ds.classnames)  # untrained: the zero-shot state
+    zs = ex.build(micro, ex.get_recipe("finetune"), ds.classnames, seed=1)  # untrained: the zero-shot state
     out_ft = ex.method_outputs(ft, micro, ds, progress=False)
     out_zs = ex.method_outputs(zs, micro, ds, progress=False)
     assert not np.allclose(out_ft.sims, out_zs.sims)
@@ -102,7 +102,7 @@ def test_image_method_outputs_use_its_own_tower_and_wise_endpoints(home, micro):
     np.testing.assert_allclose(variants[0.0], out_zs.sims, atol=1e-5)
     np.testing.assert_allclose(variants[1.0], out_ft.sims, atol=1e-5)
     # the trained tower's features were cached under its own weights hash, the frozen tower's untouched
-    frozen = ex.method_outputs(ex.build(micro, ex.get_recipe("zeroshot"), ds.classnames), micro, ds, progress=False)
+    frozen = ex.method_outputs(ex.build(micro, ex.get_recipe("zeroshot"), ds.classnames, seed=1), micro, ds, progress=False)
     assert not torch.allclose(frozen.features, out_ft.features)
 
 

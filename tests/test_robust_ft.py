@@ -160,12 +160,51 @@ def test_flyp_starts_at_zero_shot_trains_both_towers_and_rebuilds_its_head(micro
     assert torch.equal(flyp.caption_tokens(torch.tensor([0, 1, 2]), 7), flyp.caption_tokens(torch.tensor([0, 1, 2]), 7))
     fit(flyp, lambda step: _batch(step=step), TrainConfig(steps=2, lr=1e-2, log_every=1), progress=False)
     assert all(torch.equal(v, micro.model.state_dict()[k]) for k, v in before.items())  # caller untouched
-    changed = {k.split(".")[1] for k, v in flyp.state_dict().items() if k in theta0 and not torch.equal(v, theta0[k])}
-    assert "visual" in changed and "transformer" in changed and "logit_scale" not in changed
+    changed = {k.split(".")[1] if "." in k else k for k, v in flyp.state_dict().items()
+               if k in theta0 and not torch.equal(v, theta0[k])}
+    # both towers and the logit scale train (FLYP's code optimises CLIP's logit_scale); the method's scale
+    # follows exp(logit_scale)
+    assert {"visual", "transformer", "logit_scale", "scale"} <= changed
+    torch.testing.assert_close(flyp.scale, flyp.model.logit_scale.exp().detach())
     tuned = flyp.predict_similarities(images)
     assert not torch.allclose(tuned, zs_sims)
     flyp.load_state_dict(interpolate(theta0, flyp.state_dict(), 0.0))  # WiSE alpha = 0: the head follows
     torch.testing.assert_close(flyp.predict_similarities(images), zs_sims)
+
+
+def test_flyp_frozen_logit_scale_option_and_scale_clamp(micro):
+    frozen = build_method("flyp", micro, CLASSES, templates=TEMPLATES, seed=0, train_logit_scale=False)
+    start = float(frozen.scale)
+    fit(frozen, lambda step: _batch(step=step), TrainConfig(steps=2, lr=1e-2, log_every=1), progress=False)
+    assert float(frozen.scale) == start and not frozen.model.logit_scale.requires_grad
+    flyp = build_method("flyp", micro, CLASSES, templates=TEMPLATES, seed=0)
+    with torch.no_grad():
+        flyp.model.logit_scale.fill_(10.0)  # exp(10) > 100: clamped at 100 after a step, as open_clip does
+    flyp.after_step()
+    assert abs(float(flyp.scale) - 100.0) < 1e-3
+
+
+def test_flyp_energy_gap_uses_its_own_text_tower(micro):
+    """Eq. 6 with a fine-tuned text tower: <G_phi(t), F_theta(x)> - <G_phi0(t), F_theta0(x)>; measuring FLYP with
+    the frozen text tower (the old code) gives another number."""
+    from clipstudy.analysis import energy_gap, random_text_features
+    from clipstudy.studies.robust_ft import shift_metrics
+
+    flyp = build_method("flyp", micro, CLASSES, templates=TEMPLATES, seed=0)
+    fit(flyp, lambda step: _batch(step=step), TrainConfig(steps=3, lr=3e-2, log_every=1), progress=False)
+    images = _batch()["images"]
+    with torch.no_grad():
+        f0 = torch.nn.functional.normalize(micro.model.encode_image(images).float(), dim=-1)
+        f = flyp.encode(images)
+    g0 = random_text_features(micro, 16, 4, seed=1)
+    g = random_text_features(micro, 16, 4, seed=1, encode_text=flyp.text_tower)
+    assert not torch.allclose(g, g0)
+    brute = float(((f @ g.t() - f0 @ g0.t()) ** 2).mean())
+    assert abs(energy_gap(f, f0, g, text_features0=g0) - brute) < 1e-6
+    cls0 = torch.nn.functional.normalize(torch.randn(3, g.shape[1], generator=torch.Generator().manual_seed(2)), dim=-1)
+    got = shift_metrics(f, f0, g0, cls0, tuned_texts=(g, cls0))
+    assert abs(got["energy_gap"] - brute) < 1e-6
+    assert abs(got["energy_gap"] - energy_gap(f, f0, g0)) > 1e-6  # the frozen-tower gap differs
 
 
 def test_lp_ft_head_with_bias(micro):
@@ -302,29 +341,74 @@ def test_real_path_imagenet_masks_r_and_a(real_study):
 
 def test_verdicts_read_the_claims_off_the_summary():
     """Claims 1-4 of Nam et al. as sentences: FT's trade-off, Lipsum-FT's rank, energy gap vs distortion,
-    and the WiSE-FT paths compared at equal alpha (alpha = 0, zero-shot for both, left out)."""
+    and the WiSE-FT paths compared at equal alpha (alpha = 0, zero-shot for both, left out). Differences
+    within the seed spread are ties."""
     from clipstudy.studies.robust_ft import RobustFTResults, verdicts
 
-    def cell(method, ref, shift, wise=None):
-        vals = lambda a: {"nll": 1.0, "ece": 0.1, "energy_gap": 0.0, "energy_gap_class": 0.0, "distortion": 0.0,
-                          "accuracy": a}
-        variants = [{"variant": method, "alpha": 1.0, "domains": {"photo": vals(ref), "sketch": vals(shift)}}]
+    rng = np.random.default_rng(0)
+
+    def cell(method, seed, ref, shift, wise=None, jitter=0.005):
+        def vals(a, s):
+            gap = (0.7 - s) * 0.1  # the energy gap tracks shift accuracy; distortion is noise
+            return {"nll": 1.0, "ece": 0.1, "energy_gap": gap, "energy_gap_class": gap,
+                    "distortion": float(rng.uniform(0, 1)), "accuracy": a}
+        noise = 0.0 if method == "zs" else jitter * (seed - 1)
+        variants = [{"variant": method, "alpha": 1.0,
+                     "domains": {"photo": vals(ref, 0), "sketch": vals(shift + noise, shift + noise)}}]
         for alpha, (r, s) in (wise or {}).items():
             variants.append({"variant": f"{method}+wise", "alpha": alpha,
-                             "domains": {"photo": vals(r), "sketch": vals(s)}})
-        return {"method": method, "seed": 0}, {"variants": variants, "history": []}
+                             "domains": {"photo": vals(r, 0), "sketch": vals(s + noise, s + noise)}})
+        return {"method": method, "seed": seed}, {"variants": variants, "history": []}
 
-    records = [cell("zs", 0.80, 0.60), cell("lp", 0.82, 0.55),
-               cell("ft", 0.86, 0.45, {0.0: (0.80, 0.60), 0.5: (0.85, 0.55), 1.0: (0.86, 0.45)}),
-               cell("kd", 0.85, 0.50),
-               cell("lipsum_ft", 0.85, 0.52, {0.0: (0.80, 0.60), 0.5: (0.84, 0.57), 1.0: (0.85, 0.52)})]
-    res = RobustFTResults.from_records(records, reference="photo")
+    def records_for(kd_shift):
+        out = []
+        for seed in (0, 1, 2):
+            out += [cell("zs", seed, 0.80, 0.60), cell("lp", seed, 0.82, 0.55),
+                    cell("ft", seed, 0.86, 0.45, {0.0: (0.80, 0.60), 0.5: (0.85, 0.55), 1.0: (0.86, 0.45)}),
+                    cell("kd", seed, 0.85, kd_shift),
+                    cell("lipsum_ft", seed, 0.85, 0.52, {0.0: (0.80, 0.60), 0.5: (0.84, 0.57), 1.0: (0.85, 0.52)})]
+        return out
+
+    res = RobustFTResults.from_records(records_for(0.50), reference="photo")
     out = verdicts(res, {"pearson": -0.7, "spearman": -0.8, "n": 10}, {"pearson": -0.2, "spearman": -0.3, "n": 10})
-    assert out["ft_tradeoff"].startswith("Supported") and "60.0% -> 45.0%" in out["ft_tradeoff"]
-    assert out["lipsum_most_robust"].startswith("Supported") and "ranks 1 of 3" in out["lipsum_most_robust"]
+    assert out["ft_tradeoff"].startswith("Supported") and "60.0% ± 0.0% -> 45.0% ± 0.5%" in out["ft_tradeoff"]
+    assert out["lipsum_most_robust"].startswith("Supported") and "is first" in out["lipsum_most_robust"]
     assert out["energy_gap"].startswith("Supported") and out["distortion"].startswith("Supported")
-    assert out["wise"].startswith("Supported") and "2 of 2" in out["wise"]
+    assert out["wise"].startswith("Supported") and "above FT's at 2" in out["wise"]
+    # KD 0.3 points behind Lipsum-FT with a seed spread of 0.5 points: a tie, not a ranking
+    tied = verdicts(RobustFTResults.from_records(records_for(0.517), reference="photo"))
+    assert tied["lipsum_most_robust"].startswith("Tie") and "ties for first with kd" in tied["lipsum_most_robust"]
     worse = verdicts(res, {"pearson": -0.1, "spearman": -0.2, "n": 10}, {"pearson": -0.9, "spearman": -0.9, "n": 10})
-    assert worse["energy_gap"].startswith("Not supported") and worse["distortion"].startswith("Not supported")
-    only_ft = RobustFTResults.from_records(records[:3], reference="photo")
+    assert worse["energy_gap"].startswith("Not supported")
+    records = records_for(0.50)
+    only_ft = RobustFTResults.from_records([r for r in records if r[0]["method"] in ("zs", "lp", "ft")],
+                                           reference="photo")
     assert set(verdicts(only_ft)) == {"ft_tradeoff"}  # no Lipsum-FT: its claims are left out
+
+
+def test_weight_sweep_variants_and_captions_quote_the_run():
+    from clipstudy.studies.robust_ft import RobustFTResults, captions, make_study, verdicts
+
+    study = make_study("world", n_train=30, n_test=10, max_steps=2, methods=("zs", "ft", "lipsum_ft"),
+                       lipsum_weights=(0.3, 3.0))
+    assert study.all_methods == ("zs", "ft", "lipsum_ft", "lipsum_ft@0.3", "lipsum_ft@3")
+    r = study.recipe("lipsum_ft@3")
+    assert r.kwargs["regularizers"]["lipsum"]["weight"] == 3.0 and r.wise_alphas == () and r.max_steps == 2
+    assert study.recipe("lipsum_ft").kwargs["regularizers"]["lipsum"]["weight"] == 1.0
+    with pytest.raises(ConfigError, match="lipsum_weights"):
+        make_study("world", methods=("zs", "ft"), lipsum_weights=(3.0,))
+
+    def cell(method, seed, shift):
+        vals = {"accuracy": shift, "nll": 1.0, "ece": 0.1, "energy_gap": 0.1 - shift / 10, "energy_gap_class": 0.0,
+                "distortion": 0.0}
+        return ({"method": method, "seed": seed},
+                {"variants": [{"variant": method, "alpha": 1.0, "domains": {"photo": {**vals, "accuracy": 0.9},
+                                                                            "sketch": vals}}], "history": []})
+
+    shifts = {"zs": 0.6, "ft": 0.4, "kd": 0.5, "lipsum_ft": 0.55, "lipsum_ft@3": 0.58}
+    res = RobustFTResults.from_records([cell(m, s, v + 0.01 * s) for m, v in shifts.items() for s in (0, 1)],
+                                       reference="photo")
+    claims = verdicts(res)
+    assert "Weight sweep: λ = 1: 55.5% ± 0.7% (first); λ = 3: 58.5% ± 0.7% (first)" in claims["lipsum_most_robust"]
+    text = captions(res, claims)["accuracy"]
+    assert "2 seeds" in text and "60.5% ± 0.7%" in text and claims["ft_tradeoff"] in text

@@ -73,14 +73,16 @@ def text_encoder(loaded):
     return lambda ids: enc(enc.embed(ids), ids)
 
 
-def random_text_features(loaded, n: int, length: int = 8, *, seed: int, step: int = 0, batch_size: int = 1024):
+def random_text_features(loaded, n: int, length: int = 8, *, seed: int, step: int = 0, batch_size: int = 1024,
+                         encode_text=None):
     """Unit text features ``[n, d]`` (float32, no gradient) of :func:`random_text_tokens` under the loaded
-    model's (frozen) text tower."""
+    model's (frozen) text tower, or under ``encode_text`` (``ids -> features``, e.g. FLYP's fine-tuned
+    tower)."""
     import torch
     import torch.nn.functional as F
 
     ids = random_text_tokens(n, length, seed=seed, step=step, **text_token_spec(loaded)).to(loaded.device)
-    encode = text_encoder(loaded)
+    encode = encode_text or text_encoder(loaded)
     with torch.no_grad():
         feats = [encode(ids[i:i + batch_size]).float() for i in range(0, n, batch_size)]
     return F.normalize(torch.cat(feats), dim=-1)
@@ -99,21 +101,30 @@ def lipsum_regularizer(features, features0, text_features, scale: float):
     return diff.pow(2).sum(-1).div(2 * text_features.shape[0]).mean()
 
 
-def energy_gap(features, features0, text_features, scale: float = 1.0, chunk: int = 4096) -> float:
-    """The energy gap (Lipsum-FT Eq. 6, papers.md §4.2):
-    ``E_x E_t [(⟨G(t), F_θ(x)⟩ − ⟨G(t), F_θ0(x)⟩)²]`` times ``scale²`` (1: the paper's form).
+def energy_gap(features, features0, text_features, scale: float = 1.0, chunk: int = 4096,
+               text_features0=None) -> float:
+    """The energy gap (Lipsum-FT Eq. 6): ``E_x E_t [(⟨G_φ(t), F_θ(x)⟩ − ⟨G_φ0(t), F_θ0(x)⟩)²]`` times
+    ``scale²`` (1: the paper's form).
 
     ``features`` / ``features0``: unit image features ``[N, d]`` of the same images under the fine-tuned
     and the zero-shot image tower; ``text_features``: unit features ``[M, d]`` of the texts ``t`` (random
-    texts, or class prompts as a variant). Zero for identical towers. numpy arrays or tensors.
+    texts, or class prompts as a variant) under the fine-tuned text tower, ``text_features0`` under the
+    zero-shot one (default: the same, for methods that keep the text tower frozen, where the paper's
+    form reduces to ``⟨G(t), F_θ(x) − F_θ0(x)⟩²``). Zero for identical towers. numpy arrays or tensors.
     """
     import torch
 
     f, f0, g = (torch.as_tensor(a).detach().float().cpu() for a in (features, features0, text_features))
-    if f.shape != f0.shape or f.ndim != 2 or g.ndim != 2 or g.shape[1] != f.shape[1]:
-        raise ValueError(f"energy_gap needs features [N, d], features0 [N, d] and text features [M, d]; got "
-                         f"{tuple(f.shape)}, {tuple(f0.shape)}, {tuple(g.shape)}")
+    g0 = g if text_features0 is None else torch.as_tensor(text_features0).detach().float().cpu()
+    if f.shape != f0.shape or f.ndim != 2 or g.ndim != 2 or g.shape[1] != f.shape[1] or g0.shape != g.shape:
+        raise ValueError(f"energy_gap needs features [N, d], features0 [N, d] and text features [M, d] (both "
+                         f"towers' the same shape); got {tuple(f.shape)}, {tuple(f0.shape)}, {tuple(g.shape)}, "
+                         f"{tuple(g0.shape)}")
     if len(f) == 0:
         return float("nan")
-    total = sum(float((((f[i:i + chunk] - f0[i:i + chunk]) @ g.t()) ** 2).sum()) for i in range(0, len(f), chunk))
+    if text_features0 is None:
+        parts = (((f[i:i + chunk] - f0[i:i + chunk]) @ g.t()) ** 2 for i in range(0, len(f), chunk))
+    else:
+        parts = ((f[i:i + chunk] @ g.t() - f0[i:i + chunk] @ g0.t()) ** 2 for i in range(0, len(f), chunk))
+    total = sum(float(p.sum()) for p in parts)
     return scale ** 2 * total / (len(f) * len(g))

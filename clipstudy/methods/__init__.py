@@ -13,15 +13,63 @@ It declares
 """
 from __future__ import annotations
 
+import inspect
+
 from ..registry import Registry
 
 METHODS = Registry("method")
 
 
-def build_method(name: str, loaded, classnames, **params):
-    """Instantiate a registered method; unknown names list the valid ones."""
+def build_method(name: str, loaded, classnames, *, seed: int | None = None, **params):
+    """Instantiate a registered method; unknown names list the valid ones.
+
+    ``seed`` (a training cell's seed) drives every random choice of the construction: it is passed to
+    the method's constructor and to each attached regularizer whose constructor takes a ``seed`` (CoOp's
+    random context, CoCoOp's meta-net, CLIP-Adapter, MaPLe's prompts, FLYP's template draws, DOR's
+    sampler, Lipsum-FT's random texts, ...), and PyTorch's global generator is seeded with it for the
+    duration of the construction (restored afterwards), so layers initialised by PyTorch's defaults are
+    reproducible too. A recipe may not set ``seed`` itself when a cell seed is given (two seeds for one
+    draw would be ambiguous). Without ``seed`` the constructors' own defaults apply.
+    """
     _ensure_registered()
-    return METHODS.get(name)(loaded, tuple(classnames), **params).to(loaded.device)
+    cls = METHODS.get(name)
+    if seed is None:
+        return cls(loaded, tuple(classnames), **params).to(loaded.device)
+    import torch
+
+    params = seeded_params(name, cls, params, int(seed))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return cls(loaded, tuple(classnames), **params).to(loaded.device)
+
+
+def seeded_params(name: str, cls, params: dict, seed: int) -> dict:
+    """``params`` with ``seed`` set for the method (if its constructor takes one) and for each regularizer
+    in ``params["regularizers"]`` whose constructor takes one; an explicit ``seed`` is an error."""
+    from ..errors import ConfigError
+    from ..losses import regularizer_class
+
+    def takes_seed(fn) -> bool:
+        return "seed" in inspect.signature(fn).parameters
+
+    out = dict(params)
+    if "seed" in out:
+        raise ConfigError(f"method {name!r}: 'seed' is set both by the cell ({seed}) and in the recipe "
+                          f"({out['seed']!r}); remove it from the recipe, the cell's seed drives every draw")
+    if takes_seed(cls):
+        out["seed"] = seed
+    regs = {}
+    for reg, reg_params in dict(out.get("regularizers") or {}).items():
+        reg_params = dict(reg_params)
+        if "seed" in reg_params:
+            raise ConfigError(f"regularizer {reg!r} of {name!r}: 'seed' is set both by the cell ({seed}) and in "
+                              "the recipe; remove it from the recipe")
+        if takes_seed(regularizer_class(reg)):
+            reg_params["seed"] = seed
+        regs[reg] = reg_params
+    if regs:
+        out["regularizers"] = regs
+    return out
 
 
 def list_methods() -> list[str]:
@@ -33,3 +81,4 @@ def _ensure_registered() -> None:
     from . import adapter, finetune, linear_probe, pretrain, prompt_learning, zeroshot  # noqa: F401
     from . import robust_ft  # noqa: F401  (flyp)
     from . import kgcoop, maple  # noqa: F401  (kgcoop, maple, deep_text_prompt)
+    from . import supervised  # noqa: F401  (supervised: the holistic study's baseline family)

@@ -19,13 +19,17 @@ class Method(nn.Module):
 
     Training goes through the one loop in :mod:`clipstudy.train`: it calls :meth:`loss`, which is the
     method's task loss (:meth:`forward_train` + cross-entropy unless overridden) plus every attached
-    regularizer, ``loss = task + sum_r weight_r * r(method, batch, outputs)``. Regularizers (DOR,
+    regularizer, ``loss = task + sum_r weight_r * r(method, batch, outputs)``, each weight carried from CLIP's
+logit scale to the model's by :func:`clipstudy.losses.scaled_weight`. Regularizers (DOR,
     KgCoOp's knowledge guidance, Lipsum-FT, L2-SP, ...) are registered in :data:`clipstudy.losses.LOSSES`
     with ``kind="regularizer"`` and attached with ``regularizers={"name": {"weight": w, ...}}``.
     """
 
     inputs = "features"
     trains = True
+    scale_weights = True
+    """Regularizer weights are given at CLIP's logit scale and carried to this model's by one rule
+    (:func:`clipstudy.losses.scaled_weight`)."""
 
     def __init__(self, loaded, classnames, regularizers: Mapping[str, Mapping] | None = None):
         super().__init__()
@@ -117,13 +121,20 @@ class Method(nn.Module):
         return out
 
     def add_regularizer(self, name: str, weight: float = 1.0, **params) -> "Method":
-        """Attach registered regularizer ``name`` with ``weight`` (its other params go to its constructor)."""
-        from ..losses import build_regularizer
+        """Attach registered regularizer ``name`` with ``weight`` (its other params go to its constructor).
+
+        ``weight`` is given at CLIP's logit scale 100 (the papers' weights); the weight applied is
+        :func:`clipstudy.losses.scaled_weight` of it at this model's logit scale (``reg.weight``; the
+        given one is ``reg.nominal_weight``), unless the class sets ``scale_weights = False``."""
+        from ..losses import LOSSES, build_regularizer, scaled_weight
 
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
             raise ConfigError(f"regularizer {name!r}: weight must be a number >= 0, got {weight!r}")
         reg = build_regularizer(name, self, self._loaded, **params)
-        reg.name, reg.weight = name, float(weight)
+        power = LOSSES.meta(name).get("scale_power")  # None: a regularizer that declares no power is not rescaled
+        reg.name, reg.nominal_weight = name, float(weight)
+        scaled = self.scale_weights and power is not None
+        reg.weight = scaled_weight(weight, power, float(self.scale)) if scaled else float(weight)
         self.regularizers.append(reg)
         return self
 

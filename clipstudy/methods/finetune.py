@@ -3,7 +3,7 @@
 The classifier of WiSE-FT (``mlfoundations/wise-ft`` ``src/models/modeling.py``, papers.md §5.4) and
 Lipsum-FT (``cs-giung/lipsum-ft`` ``scripts/Lipsum-FT.py``, papers.md §4.3–4.5):
 ``logits = exp(logit_scale) · normalize(F_θ(x)) @ Wᵀ``, ``W`` initialised with the zero-shot head
-and trained (not re-normalised), the text tower and the logit scale frozen.
+and trained (not re-normalised unless ``normalize_head``), the text tower and the logit scale frozen.
 """
 from __future__ import annotations
 
@@ -30,15 +30,19 @@ class FineTune(Method):
     ``head_init`` (a ``[K, d]`` tensor) replaces the zero-shot head, e.g. with a linear probe's weights
     for LP-FT; ``head_bias_init`` (a ``[K]`` tensor, e.g. the probe's bias) adds a trained class bias
     ``b`` to the head, ``logits = scale · z @ Wᵀ + b`` (without it the state dict has no bias entry).
+    ``normalize_head`` re-normalises every row of ``W`` in the forward pass (a cosine classifier), so the
+    similarities stay cosines after training, as OOD scorers defined on cosines (MCM) assume; the
+    default (False) is the WiSE-FT / Lipsum-FT classifier, whose trained rows change norm.
     """
 
     inputs = "images"
     batch_keys = ("images", "y")
 
     def __init__(self, loaded, classnames, templates="photo", head_init=None, regularizers=None,
-                 head_bias_init=None, freeze_bn_stats: bool = False):
+                 head_bias_init=None, freeze_bn_stats: bool = False, normalize_head: bool = False):
         super().__init__(loaded, classnames)
         self.freeze_bn_stats = bool(freeze_bn_stats)
+        self.normalize_head = bool(normalize_head)
         self.visual = copy.deepcopy(loaded.model.visual).requires_grad_(True)
         head = zeroshot_head(loaded, classnames, templates) if head_init is None else torch.as_tensor(head_init)
         self.head = nn.Parameter(head.detach().float().clone())
@@ -62,7 +66,8 @@ class FineTune(Method):
         return self.encode(images)
 
     def feature_similarities(self, z):
-        sims = F.normalize(z.float(), dim=-1) @ self.head.t()
+        head = F.normalize(self.head, dim=-1) if self.normalize_head else self.head
+        sims = F.normalize(z.float(), dim=-1) @ head.t()
         bias = getattr(self, "head_bias", None)
         return sims if bias is None else sims + bias / self.scale
 

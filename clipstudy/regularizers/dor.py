@@ -44,7 +44,7 @@ def outlier_pool(loaded, base_classes: Sequence[str], mode: str = "near", k: int
     return tuple(names), feats
 
 
-@LOSSES.register("dor", kind="regularizer")
+@LOSSES.register("dor", kind="regularizer", scale_power=0)
 class DynamicOutlierRegularizer(Regularizer):
     """DOR's term for any method with ``encode_names`` (CoOp, CoCoOp, KgCoOp, MaPLe, deep text prompts).
 

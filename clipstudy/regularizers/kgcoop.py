@@ -21,7 +21,7 @@ def kgcoop_loss(text_features, clip_features):
     return mean_cosine_distance(text_features, clip_features)
 
 
-@LOSSES.register("kgcoop", kind="regularizer")
+@LOSSES.register("kgcoop", kind="regularizer", scale_power=0)
 class KnowledgeGuidance(Regularizer):
     """Keeps the method's class text features close to frozen zero-shot ones (:func:`kgcoop_loss`).
 

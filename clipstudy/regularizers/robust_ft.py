@@ -59,7 +59,7 @@ def _features(outputs):
     return outputs["features"]
 
 
-@LOSSES.register("l2sp", kind="regularizer")
+@LOSSES.register("l2sp", kind="regularizer", scale_power=0)
 class L2SP(Regularizer):
     """``Σ_i ‖θ_i − θ0_i‖²`` over the parameters of the method's image tower (not its head): L2-SP
     (Li et al. 2018, Eq. 3 without its head term), the starting point being the zero-shot tower."""
@@ -74,7 +74,7 @@ class L2SP(Regularizer):
         return torch.stack(terms).sum()
 
 
-@LOSSES.register("kd", kind="regularizer")
+@LOSSES.register("kd", kind="regularizer", scale_power=1)
 class KD(Regularizer):
     """``T² · KL(softmax(ℓ0/T) ‖ softmax(ℓ/T))`` (Hinton et al. 2015), teacher logits
     ``ℓ0 = s · F_θ0(x) @ W0ᵀ`` of the zero-shot model: θ0's features with the method's classifier as it
@@ -119,7 +119,7 @@ def context_embeddings(loaded, classnames, templates) -> torch.Tensor:
     return torch.stack(out)
 
 
-@LOSSES.register("car_ft", kind="regularizer")
+@LOSSES.register("car_ft", kind="regularizer", scale_power=1)
 class CARFT(Regularizer):
     """``KL(p_θ0(ctx|x) ‖ p_θ(ctx|x))`` with ``p(ctx|x) = softmax(s · F(x) @ W_ctxᵀ)`` over the context
     embeddings of ``templates`` (:func:`context_embeddings`). CAR-FT (Mao et al. 2022; papers.md §5.7):
@@ -140,7 +140,7 @@ class CARFT(Regularizer):
         return F.kl_div(log_p, log_p0, reduction="batchmean", log_target=True)
 
 
-@LOSSES.register("lipsum", kind="regularizer")
+@LOSSES.register("lipsum", kind="regularizer", scale_power=2)
 class Lipsum(Regularizer):
     """Lipsum-FT (Nam et al. 2024, ``scripts/Lipsum-FT.py``; papers.md §4.3): each step, ``n_texts``
     random token sequences of ``length`` tokens (:func:`clipstudy.analysis.random_text_tokens`, from

@@ -15,24 +15,42 @@ DISPLAY = {"zs": "Zero-shot", "lp": "Linear probe", "ft": "FT", "lp_ft": "LP-FT"
            "lipsum_ft+wise": "Lipsum-FT + WiSE"}
 ORDER = ("zs", "lp", "ft", "lp_ft", "flyp", "l2sp", "kd", "car_ft", "lipsum_ft")
 _PALETTE_KEYS = {"zs": "zeroshot", "lp": "linear_probe", "ft": "finetune", "ft+wise": "wise_ft"}
-TEXT_TOWER_CHANGED = ("flyp",)
-"""Methods that also fine-tune the text tower: their energy gap, measured with the zero-shot text tower
-(paper Eq. 6), is not the quantity the paper relates to robustness; shown hollow, left out of r."""
 
 
 def name(key) -> str:
-    return DISPLAY.get(key, str(key))
+    """Display name; weight-sweep variants ``"<recipe>@<w>"`` read ``"<Recipe> λ=<w>"``."""
+    key = str(key)
+    if "@" in key:
+        base, weight = key.split("@", 1)
+        return f"{DISPLAY.get(base, base)} λ={weight}"
+    return DISPLAY.get(key, key)
 
 
 def ordered(values) -> list:
+    """Known methods in :data:`ORDER`, each followed by its weight-sweep variants; then the rest."""
     values = list(dict.fromkeys(values))
-    return [v for v in ORDER if v in values] + [v for v in values if v not in ORDER]
+    out = []
+    for v in ORDER:
+        if v in values:
+            out.append(v)
+        out += sorted((x for x in values if x.startswith(f"{v}@")), key=lambda x: float(x.split("@", 1)[1]))
+    return out + [v for v in values if v not in out]
 
 
 def colors(keys) -> dict:
+    """A colour per method; a weight-sweep variant ``"<recipe>@<w>"`` gets its recipe's colour, lighter for a
+    weight below the recipe's own and darker above it."""
     keys = list(dict.fromkeys(keys))
-    pal = method_palette([_PALETTE_KEYS.get(k, k) for k in keys])
-    return {k: pal[_PALETTE_KEYS.get(k, k)] for k in keys}
+    bases = [str(k).split("@", 1)[0] for k in keys]
+    pal = method_palette([_PALETTE_KEYS.get(b, b) for b in bases])
+    out = {}
+    for k, b in zip(keys, bases):
+        c = np.asarray(pal[_PALETTE_KEYS.get(b, b)][:3], float)
+        if "@" in str(k):
+            toward = 1.0 if float(str(k).split("@", 1)[1]) < 1.0 else 0.0
+            c = 0.55 * c + 0.45 * toward
+        out[k] = tuple(c)
+    return out
 
 
 def correlation(x, y) -> dict:
@@ -97,8 +115,8 @@ def scatter_vs_shift(res, x: str = "shift_energy_gap", xlabel: str = "energy gap
                      title: str = "Energy gap vs shifted-domain accuracy", log: bool = True):
     """Figures 2 and 3: ``x`` (energy gap or feature distortion, on the shifted domains) against shift
     accuracy for every evaluated model (methods x seeds; WiSE interpolations as small dots), with Pearson r
-    (of the raw values, whatever the axis) and Spearman rho over all of them except methods that change the
-    text tower (hollow)."""
+    (of the raw values, whatever the axis) and Spearman rho over all of them (FLYP's gap is measured with its
+    own fine-tuned text tower, :func:`clipstudy.studies.robust_ft.evaluate_variant`)."""
     import matplotlib.pyplot as plt
 
     pts = checkpoints(res)
@@ -111,18 +129,16 @@ def scatter_vs_shift(res, x: str = "shift_energy_gap", xlabel: str = "energy gap
             if h.empty:
                 continue
             size, alpha = (60, 0.9) if kind == "final" else (16, 0.5)
-            hollow = method in TEXT_TOWER_CHANGED
             ax.scatter(h._x, h.shift_accuracy, s=size, alpha=alpha, label=name(method) if kind == "final" else None,
-                       facecolors="none" if hollow else pal[method], edgecolors=pal[method], linewidths=1.2)
-    used = pts[~pts.method.isin(TEXT_TOWER_CHANGED)]
-    r = correlation(used[x], used.shift_accuracy)
+                       facecolors=pal[method], edgecolors=pal[method], linewidths=1.2)
+    r = correlation(pts[x], pts.shift_accuracy)
     if log:
         ax.set_xscale("log")
     ax.set(xlabel=xlabel + (" (log; 0 drawn at the smallest positive value / 3)" if log else ""),
            ylabel="shift accuracy (mean over shifted domains)")
     ax.legend(fontsize=8, ncol=2, loc="best")
     title_figure(fig, title, f"Pearson r = {r['pearson']:.2f}, Spearman rho = {r['spearman']:.2f} over {r['n']} "
-                             "models (methods x seeds, WiSE points small); hollow: text tower fine-tuned too, not in r")
+                             "models (methods x seeds, WiSE points small)")
     fig.tight_layout()
     return fig, r
 

@@ -7,7 +7,7 @@ notebook(
 # 02 — Prompt tuning's calibration trade-off and Dynamic Outlier Regularization (Wang, Li & Wei, ICML 2025)
 
 Wang, Li & Wei study the calibration of prompt-tuned CLIP on CoOp's base-to-new benchmark (train on
-the first half of the classes, test on both halves, each as a closed set). Their claims (papers.md §2.1):
+the first half of the classes, test on both halves, each as a closed set). Their claims:
 
 1. **CoOp** raises the *feature divergence* (FD) of the class text features — each class feature moves
    away from its nearest neighbours — which widens logit gaps and makes **new classes overconfident**;
@@ -30,9 +30,10 @@ sorted, first half base, as CoOp). **Changes of protocol forced by the embedded 
   (CoOp 0.01 instead of 0.002) to fit a 2-core CPU; CoOp and DOR's CoOp start from "a photo of a"
   (4 vectors, CoOp's `ctxv1`) instead of DOR's 16 random vectors, which 300 steps cannot learn; every
   method trains in fp32 (the recipes say bf16, which on a CPU is slower for these small matrices);
-* the embedded logit scale is **22.7, not CLIP's 100**. The cross-entropy gradient scales with it and
-  the DOR/KgCoOp terms do not, so their weights are scaled by 22.7/100 to keep the paper's balance:
-  λ = 8 → 1.8 (CoOp), 2 → 0.45 (others), KgCoOp's W = 8 → 1.8 (the λ figure sweeps up to 16);
+* the embedded logit scale is **not CLIP's 100**. The cross-entropy gradient scales with it and
+  the DOR/KgCoOp terms do not, so every regularizer weight is given as the paper's (λ = 8 for CoOp, 2 for
+  the others, KgCoOp's W = 8) and carried to the model's scale by one rule, `clipstudy.losses.scaled_weight`
+  (here × s/100: 8 → 1.8 at s = 22.7). The λ figure's axis shows the paper-scale λ;
 * the outlier vocabulary is the world's own names plus WordNet's nouns (top 5000 by similarity to the
   base classes). The embedded text tower was trained on the world's captions only: almost all WordNet
   nouns are words it never saw, so "near" outliers are mostly unknown-token names for it;
@@ -56,7 +57,7 @@ methods = ["zeroshot_hc", "coop", "coop_dor", "cocoop", "cocoop_dor", "kgcoop", 
            "deep_text_prompt", "deep_text_prompt_dor"]
 shots = 16
 seeds = [1, 2, 3]
-lambdas = [0.45, 1.8, 4.0, 8.0, 16.0]   # DOR weights swept for CoOp+DOR; CoOp itself is the point at 0
+lambdas = [2.0, 4.0, 8.0, 16.0, 32.0]   # DOR weights (at CLIP's logit scale) swept for CoOp+DOR; CoOp is the point at 0
 outlier_modes = ["near", "far", "random", "oracle"]
 dor_vocabulary = ""       # "" keeps the recipes' (embedded: world+wordnet, paper: wordnet); or world, or a file
 dor_k = 0                 # outlier pool size; 0 keeps the recipes' 5000
@@ -109,7 +110,8 @@ rebuilt for the new names with its learned prompts, on the new test images (over
     code("""
 results = cal.combine({name: cal.run_calibration_study(s) for name, s in studies.items()})
 numbers = cal.key_numbers(results)
-claims = cal.verdicts(numbers)
+claims = cal.verdicts(results)
+texts = cal.captions(results, claims)
 for method, reason in results.skipped.items():
     print(f"{method} skipped: {reason}")
 table = results.summary().xs("mean", axis=1, level=1)[["accuracy", "ece", "gap", "nll", "brier", "fd"]]
@@ -120,42 +122,26 @@ table = results.summary().xs("mean", axis=1, level=1)[["accuracy", "ece", "gap",
 
 **Claims tested:** prompt tuning trades base for new calibration (CoOp: new ECE up; KgCoOp: base ECE
 up), and DOR lowers new-class ECE for every method while keeping accuracy (paper Table 1: CoOp new ECE
-14.6 % → 6.5 %, HM accuracy 72.4 % → 77.6 %).
-
-**What the embedded run shows** (default profile, 3 seeds, 17 min on 2 shared CPU cores): the embedded
-zero-shot model starts *underconfident* on both groups (confidence − accuracy −5.8 pp base, −4.2 pp
-new; temperature fitted on held-out base images 0.81), unlike CLIP at logit scale 100. CoOp raises the
-new-class confidence past the new-class accuracy (−4.2 → +1.0 pp) — the paper's direction — but from an
-underconfident start this *lowers* new ECE (5.0 % → 2.2 %) instead of raising it, while new accuracy
-drops (89.1 % → 87.1 %). DOR pulls the new-class confidence back under the accuracy (−1.2 pp) and
-recovers part of the accuracy (88.3 %; harmonic mean 85.4 % → 85.8 %), so its new ECE (3.3 %) is *above*
-CoOp's. The same holds for deep text prompts (new ECE 2.5 % → 3.0 % with DOR, accuracy 87.6 % → 88.2 %).
-CoCoOp (5 epochs here) and KgCoOp stay near zero-shot's confidence, and DOR changes them little. No
-method beats zero-shot's base accuracy (84.8 %) by more than 0.2 points: 16-shot prompt tuning of the
-embedded model does not improve the base classes. **Verdict:** the direction of the confidence shift
-is reproduced; the paper's ECE trade-off is not, because the embedded model starts underconfident.
+14.6 % → 6.5 %, HM accuracy 72.4 % → 77.6 %). The caption under each figure is computed from this run: a
+method counts as above or below another only when the difference of their means exceeds the spread over
+seeds (the larger of the two standard deviations); smaller differences are reported as ties. Zero-shot does
+not train, so its spread is 0.
 """),
     code("""
 fig = figs.plot_base_new(results)
 session.save_figure(fig, "02_base_new_bars")
-print(claims.get("coop_new_overconfident", "")); print(claims.get("dor_new", "")); print(claims.get("dor_accuracy", ""))
+session.caption(texts["base_new"]);
 """),
     md("""
 ## Figure 2 — reliability diagrams
 
 **Claims tested:** CoOp's new classes sit below the diagonal (overconfident); KgCoOp's base classes
 sit above it (underconfident); CoOp+DOR's new classes move back to the diagonal.
-
-**What the embedded run shows:** CoOp's new-class bars sit slightly below their confidence ticks in
-the middle bins (overconfident, +1.0 pp overall); KgCoOp's base bars sit above them (underconfident,
-−1.7 pp), as claimed — but less so than zero-shot's (−5.8 pp), so KgCoOp's base ECE (2.8 %) is *lower*
-than zero-shot's (6.8 %), and its base accuracy did not rise (84.6 % vs 84.8 %), which is the reason the
-paper gives for the underconfidence. CoOp+DOR's new bars sit slightly above their ticks (−1.2 pp).
 """),
     code("""
 fig = figs.plot_reliability(results)
 session.save_figure(fig, "02_reliability")
-print(claims.get("kgcoop_base_underconfident", ""))
+session.caption(texts["reliability"]);
 """),
     md("""
 ## Figure 3 — feature divergence of the text features during training
@@ -163,63 +149,49 @@ print(claims.get("kgcoop_base_underconfident", ""))
 **Claim tested (the mechanism):** cross-entropy training raises the FD of the class text features —
 for the new classes too, which the loss never sees — and DOR (like KgCoOp) keeps it near zero-shot.
 FD here is the mean cosine distance of each class text feature to its `fd_m` = 5 nearest other
-classes (the paper's M and distance are not known, papers.md §2.2).
-
-**What the embedded run shows:** supported. CoOp's new-class FD grows from the zero-shot prompt's 0.30
-to 0.43 over 40 epochs although the new classes are never trained on; CoOp+DOR levels off at 0.35 and
-KgCoOp at 0.33 (deep text prompts: 0.45, with DOR 0.40). Base-class FD behaves the same way (zero-shot
-0.22; CoOp 0.36, CoOp+DOR 0.31, KgCoOp 0.27). The confidence of each method follows its FD (Figure 6).
+classes (the paper's M and distance are not known).
 """),
     code("""
 fig = figs.plot_fd_training(results)
 session.save_figure(fig, "02_fd_training")
+session.caption(texts["fd"]);
 """),
     md("""
 ## Figure 4 — sensitivity to the DOR weight λ
 
 **Claim tested:** DOR's benefit holds over a range of λ (paper Fig. 4, CoOp+DOR); λ = 0 is CoOp.
-
-**What the embedded run shows:** every quantity moves monotonically with λ from 0 (CoOp) to 16:
-new-class FD 0.43 → 0.33, new-class confidence − accuracy +1.0 → −2.3 pp, new accuracy 87.1 % → 88.6 %
-(zero-shot 89.1 %), base accuracy flat (83.5–84.0 %). Because the embedded model starts underconfident,
-new ECE *rises* with λ (2.2 % → 3.9 %) instead of falling; the accuracy benefit holds at every λ.
 """),
     code("""
 fig = figs.plot_lambda(results)
 session.save_figure(fig, "02_lambda")
+session.caption(texts["lambda"]);
 """),
     md("""
 ## Figure 5 — which outliers?
 
 **Claim tested:** near-OOD names from a large vocabulary (the default) work as well as knowing the
 true new-class names (oracle), and better than far or random words (paper Table 5 [S]).
-
-**What the embedded run shows:** all four pools act alike: new accuracy 88.3–88.5 % (CoOp 87.1 %),
-new-class FD 0.33–0.35 (CoOp 0.43). The oracle pool (the 15 true new-class names) holds the new classes
-closest to zero-shot (FD 0.33, confidence − accuracy −2.3 pp, hence the highest new ECE, 4.6 %); near,
-far and random pools differ by less than their seed spread (new ECE 3.3 / 3.6 / 3.5 %). The similarity
-ranking cannot matter much here: the embedded text tower was trained on the world's captions only, so
-almost every WordNet noun in the near, far or random pool is made of word pieces it never learned.
 """),
     code("""
 fig = figs.plot_vocabulary(results)
 session.save_figure(fig, "02_vocabulary")
+session.caption(texts["vocabulary"]);
 """),
     md("""
 ## Figure 6 — over- and under-confidence at a glance
 
 **Claims tested:** CoOp is overconfident on new classes, KgCoOp underconfident on base classes, DOR
 brings both towards zero.
-
-**What the embedded run shows:** zero-shot, CoCoOp and KgCoOp (with or without DOR) are
-underconfident on both groups; CoOp and deep text prompts are slightly overconfident on both; DOR moves
-every method towards lower confidence (CoOp new +1.0 → −1.2 pp, base +1.4 → +0.4 pp). All gaps stay
-within ±6 pp: at this budget the embedded model never reaches the paper's 10-point new-class
-overconfidence of CoOp.
 """),
     code("""
 fig = figs.plot_confidence_gap(results)
 session.save_figure(fig, "02_confidence_gap")
+session.caption(texts["confidence"]);
+"""),
+    md("## Every verdict of this run"),
+    code("""
+for key, text in claims.items():
+    print(f"{key}: {text}")
 """),
     md("## Recorded numbers (checked by the tests)"),
     code("""
