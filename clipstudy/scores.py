@@ -8,12 +8,16 @@ Registry ``SCORERS``; each entry carries ``needs`` metadata saying what it consu
 
 * ``needs="similarities"``: a function ``f(s, **params) -> [N]`` on raw cosine similarities ``s`` [N, K]
   (``z @ W.T`` of L2-normalised features, **no** x100 logit scale): ``mcm``, ``msp``, ``max_logit``,
-  ``energy``, ``entropy``, ``variance``.
+  ``energy``, ``entropy``, ``variance`` and the cosine variants ``energy_cos``, ``entropy_cos``,
+  ``variance_cos``. Those registered with ``needs_scale=True`` (``msp``, ``energy``, ``entropy``,
+  ``variance``) work on the model's logits ``logit_scale * s`` and take a ``logit_scale`` parameter (default
+  100, CLIP's); callers pass the model's own scale, read from ``SCORERS.meta(name).get("needs_scale")``.
 * ``needs="local"``: ``f(global_sims [N, K], local_sims [N, HW, K], **params)``: ``gl_mcm``.
 * ``needs="features"``: a class ``C(**params)`` with ``.fit(features, labels)`` and ``__call__(features)``
   on image features [N, D]: ``mahalanobis`` (``needs_labels=True``), ``knn`` (``needs_labels=False``).
 
-:func:`score` dispatches on that metadata. ``SCORERS.meta(name)["needs"]`` tells callers which inputs to build.
+:func:`score` dispatches on that metadata. ``SCORERS.meta(name)["needs"]`` tells callers which inputs to build;
+``needs_scale`` whether the scorer takes the model's ``logit_scale``.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from .metrics import as_numpy, log_softmax
 from .registry import Registry
 
 __all__ = ["HIGHER_IS_MORE_ID", "SCORERS", "NEEDS", "mcm", "msp", "max_logit", "energy", "entropy", "variance",
-           "gl_mcm", "Mahalanobis", "KNN", "score"]
+           "energy_cos", "entropy_cos", "variance_cos", "gl_mcm", "Mahalanobis", "KNN", "needs_scale", "score"]
 
 HIGHER_IS_MORE_ID = True
 NEEDS = ("similarities", "local", "features")
@@ -48,12 +52,17 @@ def mcm(s, T: float = 1.0) -> np.ndarray:
     return np.exp(log_softmax(_sims(s) / _temperature(T)).max(1))
 
 
-@SCORERS.register("msp", needs="similarities")
+def _scale(logit_scale) -> float:
+    a = float(logit_scale)
+    if not a > 0:
+        raise ValueError(f"logit_scale must be > 0, got {logit_scale}")
+    return a
+
+
+@SCORERS.register("msp", needs="similarities", needs_scale=True)
 def msp(s, logit_scale: float = 100.0) -> np.ndarray:
     """MSP of CLIP's logits ``logit_scale * s`` = MCM at ``T = 1/logit_scale`` (papers.md §1.2; default 100)."""
-    if not float(logit_scale) > 0:
-        raise ValueError(f"logit_scale must be > 0, got {logit_scale}")
-    return mcm(s, T=1.0 / float(logit_scale))
+    return mcm(s, T=1.0 / _scale(logit_scale))
 
 
 @SCORERS.register("max_logit", needs="similarities")
@@ -67,23 +76,70 @@ def _logsumexp(x: np.ndarray) -> np.ndarray:
     return m + np.log(np.exp(x - m[:, None]).sum(1))
 
 
-@SCORERS.register("energy", needs="similarities")
-def energy(s, T: float = 1.0) -> np.ndarray:
-    """Negative energy ``T * logsumexp_k(s_k / T)`` (Liu et al. 2020; MCM code negated, papers.md §1.2)."""
+def _logits(s, logit_scale) -> np.ndarray:
+    return _scale(logit_scale) * _sims(s)
+
+
+@SCORERS.register("energy", needs="similarities", needs_scale=True)
+def energy(s, logit_scale: float = 100.0, T: float = 1.0) -> np.ndarray:
+    """Negative energy of the model's logits ``l = logit_scale * s``: ``T * logsumexp_k(l_k / T)``.
+
+    Liu, Wang, Owens & Li, "Energy-based out-of-distribution detection" (NeurIPS 2020), Sec. 2: the free
+    energy ``E(x; f) = -T log sum_k exp(f_k(x) / T)`` of a classifier's logits ``f``, T = 1; returned negated
+    (higher = more ID). Callers pass the model's own scale (CLIP: 100). On cosines at T = 1, see
+    :func:`energy_cos`; ``energy(s, a, T) = a * energy_cos(s, T / a)``.
+    """
+    T = _temperature(T)
+    return T * _logsumexp(_logits(s, logit_scale) / T)
+
+
+@SCORERS.register("energy_cos", needs="similarities")
+def energy_cos(s, T: float = 1.0) -> np.ndarray:
+    """Negative energy on raw cosines, ``T * logsumexp_k(s_k / T)``, T = 1: what the MCM reference code
+    computes (``deeplearning-wisc/MCM``, ``utils/detection_util.py::get_ood_scores_clip``, score ``energy``:
+    ``-T * logsumexp(output / T)`` with ``output`` the cosine similarities and ``--T`` default 1; negated here)."""
     T = _temperature(T)
     return T * _logsumexp(_sims(s) / T)
 
 
-@SCORERS.register("entropy", needs="similarities")
-def entropy(s, T: float = 1.0) -> np.ndarray:
-    """Negative entropy ``-H(softmax(s/T)) = sum_k p_k log p_k`` (natural log; MCM code negated, papers.md §1.2)."""
-    lp = log_softmax(_sims(s) / _temperature(T))
+def _neg_entropy(x: np.ndarray) -> np.ndarray:
+    lp = log_softmax(x)
     return np.sum(np.exp(lp) * lp, axis=1)
 
 
-@SCORERS.register("variance", needs="similarities")
-def variance(s, T: float = 1.0) -> np.ndarray:
-    """Population variance (ddof=0) of ``softmax(s/T)`` over classes (MCM ``var`` score, papers.md §1.2)."""
+@SCORERS.register("entropy", needs="similarities", needs_scale=True)
+def entropy(s, logit_scale: float = 100.0, T: float = 1.0) -> np.ndarray:
+    """Negative entropy of the model's predictive distribution ``p = softmax(logit_scale * s / T)``:
+    ``-H(p) = sum_k p_k log p_k`` (natural log), T = 1 by default.
+
+    The MCM code's ``entropy`` score (``deeplearning-wisc/MCM``) applied to the model's logits instead of its
+    cosines, as energy is defined on logits (Liu et al., NeurIPS 2020, Sec. 2); higher = more ID. On cosines
+    at T = 1, see :func:`entropy_cos`.
+    """
+    return _neg_entropy(_logits(s, logit_scale) / _temperature(T))
+
+
+@SCORERS.register("entropy_cos", needs="similarities")
+def entropy_cos(s, T: float = 1.0) -> np.ndarray:
+    """Negative entropy ``-H(softmax(s/T))`` on raw cosines, T = 1: the MCM reference code's ``entropy`` score
+    (``deeplearning-wisc/MCM``, ``utils/detection_util.py::get_ood_scores_clip``: ``scipy.stats.entropy`` of
+    ``softmax(output / T)``; negated here so that higher = more ID)."""
+    return _neg_entropy(_sims(s) / _temperature(T))
+
+
+@SCORERS.register("variance", needs="similarities", needs_scale=True)
+def variance(s, logit_scale: float = 100.0, T: float = 1.0) -> np.ndarray:
+    """Population variance (ddof=0) over classes of the model's predictive distribution
+    ``softmax(logit_scale * s / T)``, T = 1 by default: the MCM code's ``var`` score (``deeplearning-wisc/MCM``)
+    applied to the model's logits instead of its cosines. On cosines at T = 1, see :func:`variance_cos`."""
+    return np.var(np.exp(log_softmax(_logits(s, logit_scale) / _temperature(T))), axis=1)
+
+
+@SCORERS.register("variance_cos", needs="similarities")
+def variance_cos(s, T: float = 1.0) -> np.ndarray:
+    """Population variance (ddof=0) of ``softmax(s/T)`` on raw cosines, T = 1: the MCM reference code's ``var``
+    score (``deeplearning-wisc/MCM``, ``utils/detection_util.py::get_ood_scores_clip``: ``np.var(softmax(output
+    / T))``, stored negated there and returned un-negated here, higher = more ID)."""
     return np.var(np.exp(log_softmax(_sims(s) / _temperature(T))), axis=1)
 
 
@@ -205,16 +261,25 @@ class KNN:
         return np.concatenate(out)
 
 
+def needs_scale(name: str) -> bool:
+    """Whether scorer ``name`` works on the model's logits and takes its ``logit_scale`` (registry metadata)."""
+    return bool(SCORERS.meta(name).get("needs_scale", False))
+
+
 def score(name: str, sims=None, features=None, local_sims=None, fit_features=None, fit_labels=None,
-          **params) -> np.ndarray:
+          logit_scale=None, **params) -> np.ndarray:
     """Compute scorer ``name`` (higher = more ID), dispatching on its registry ``needs`` metadata.
 
     similarities: ``sims`` [N, K]; local: ``sims`` (global) and ``local_sims`` [N, HW, K]; features:
     ``features`` [N, D] plus ``fit_features`` (and ``fit_labels`` for mahalanobis). ``params`` go to the
-    function, or to the class constructor for feature scorers. Missing inputs raise ``ValueError``.
+    function, or to the class constructor for feature scorers. ``logit_scale`` (the model's) is passed only
+    to scorers registered with ``needs_scale=True`` and ignored by the others, so a caller can pass it for
+    every scorer; ``None`` leaves the scorer's default. Missing inputs raise ``ValueError``.
     """
     fn = SCORERS.get(name)
     needs = SCORERS.meta(name).get("needs")
+    if logit_scale is not None and needs_scale(name):
+        params["logit_scale"] = logit_scale
 
     def require(**kw):
         missing = [k for k, v in kw.items() if v is None]

@@ -47,6 +47,24 @@ def test_study_tables_match_sklearn_and_resume(home, monkeypatch):
                   & (res.ood.scorer == "mcm")].iloc[0]
     assert row.auroc == pytest.approx(roc_auc_score(y, np.r_[s_id, s_ood]), abs=2e-3)  # sims stored as fp16
     assert row.aupr_in == pytest.approx(average_precision_score(y, np.r_[s_id, s_ood]), abs=2e-3)
+    # energy is on the model's logits: recompute it from the stored cosines with the model's logit scale
+    from clipstudy.scores import energy
+
+    e_id, e_ood = (energy(arrays[f"{k}/sims"].astype(np.float64), logit_scale=res.logit_scale)
+                   for k in ("id", "far_ood"))
+    row_e = res.ood[(res.ood.variant == "coop") & (res.ood.shots == 2) & (res.ood.set == "far_ood")
+                    & (res.ood.scorer == "energy")].iloc[0]
+    assert row_e.auroc == pytest.approx(roc_auc_score(y, np.r_[e_id, e_ood]), abs=2e-3)
+    import matplotlib.pyplot as plt
+
+    from clipstudy.studies import ood_figures as figs
+
+    fig = figs.score_histograms(res, variants=("coop",), scorers=("msp", "energy", "energy_cos"), shots=2, seed=1,
+                                logit_scale=res.logit_scale)
+    assert len(fig.axes) == 3 and fig.axes[1].get_title() == "CoOp · energy"
+    plt.close(fig)
+    with pytest.raises(ValueError, match="similarities"):
+        figs.score_histograms(res, scorers=("knn",))
     acc = res.accuracy.set_index(["variant", "shots"]).loc[("coop", 2), "id_accuracy"]
     assert acc == pytest.approx((arrays["id/sims"].argmax(1) == arrays["id/labels"]).mean())
     # the temperature sweep's T = 1 entry is MCM itself
@@ -60,7 +78,49 @@ def test_study_tables_match_sklearn_and_resume(home, monkeypatch):
     assert again.ood.equals(res.ood)
     numbers = ood.key_numbers(again)
     assert numbers["shots"] == 2 and 0 <= numbers["auroc_mcm_coop"] <= 1 and numbers["mcm_rank_coop"] >= 1
-    assert "prompt_learning" in ood.verdicts(numbers)
+    claims = ood.verdicts(again)
+    assert "prompt_learning" in claims
+    caps = ood.captions(again, claims)  # one seed: every difference counts, and the captions say so
+    note = " " + ood.ONE_SEED_NOTE
+    assert caps["shots"].startswith("**This run** (1 seed; 2 shots") and caps["shots"].endswith(note)
+    assert claims["prompt_learning"].endswith(note) and "beyond the seed spread" not in claims["prompt_learning"]
+    assert claims["prompt_learning"].replace(note, "") in caps["shots"] and caps["shots"].count(note) == 1
+    assert "MCM at T = 1 lies between" in caps["histograms"]  # read from the stored similarities
+
+
+def test_score_all_gives_logit_scorers_the_methods_own_scale():
+    """energy / entropy / variance / MSP get ``method.scale`` (from the registry's ``needs_scale``), the cosine
+    variants and MCM do not; checked against scipy on random similarities for a scale of 10 and of 100."""
+    from types import SimpleNamespace
+
+    from scipy.special import logsumexp, softmax
+    from scipy.stats import entropy
+
+    from clipstudy.scores import SCORERS, mcm
+
+    names = ("mcm", "msp", "max_logit", "energy", "entropy", "variance", "energy_cos", "entropy_cos",
+             "variance_cos")
+    study = tiny_study(scorers=names)
+    s = np.random.default_rng(0).uniform(-0.1, 0.4, size=(40, 30))
+    outputs = SimpleNamespace(sims=s, local=None, features=None)
+    got = {a: ood.score_all(study, SimpleNamespace(scale=a), outputs, {}) for a in (10.0, 100.0)}
+    for a, sc in got.items():
+        assert set(sc) == set(names)
+        np.testing.assert_allclose(sc["energy"], logsumexp(a * s, axis=1), rtol=1e-12)
+        np.testing.assert_allclose(sc["entropy"], -entropy(softmax(a * s, axis=1), axis=1), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(sc["variance"], np.var(softmax(a * s, axis=1), axis=1), rtol=1e-9)
+        np.testing.assert_allclose(sc["msp"], mcm(s, T=1 / a), rtol=1e-12)
+        np.testing.assert_allclose(sc["energy_cos"], logsumexp(s, axis=1), rtol=1e-12)
+        np.testing.assert_allclose(sc["entropy_cos"], -entropy(softmax(s, axis=1), axis=1), rtol=1e-9)
+    for name in names:
+        same = np.allclose(got[10.0][name], got[100.0][name])
+        assert same != SCORERS.meta(name).get("needs_scale", False), name
+
+
+def test_default_temperature_grid_reaches_0_001():
+    assert ood.DEFAULT_TEMPERATURES[0] == 0.001 and ood.DEFAULT_TEMPERATURES[-1] == 10.0
+    assert 1.0 in ood.DEFAULT_TEMPERATURES and 0.01 in ood.DEFAULT_TEMPERATURES
+    assert {"energy", "energy_cos", "entropy_cos", "variance_cos"} <= set(ood.DEFAULT_SCORERS)
 
 
 def test_bad_input_fails_before_training(home, tmp_path):
@@ -68,6 +128,8 @@ def test_bad_input_fails_before_training(home, tmp_path):
         tiny_study(scorers=("mcm", "odin"))
     with pytest.raises(UnknownNameError, match="valid recipes: .*coop"):
         tiny_study(methods=("zeroshot", "coopp"), recipe_overrides={})
+    with pytest.raises(ConfigError, match="logit_scale"):
+        tiny_study(scorer_params={"energy": {"logit_scale": 10.0}})
     with pytest.raises(ConfigError, match="shots must be positive integers"):
         tiny_study(shots=(0,))
     with pytest.raises(ConfigError, match="at least one OOD set"):
@@ -89,3 +151,111 @@ def test_gl_mcm_skipped_with_a_message_where_the_tower_has_no_local_tokens(home,
                             progress=False)
     assert "gl_mcm" not in set(res.ood.scorer) and "mcm" in set(res.ood.scorer)
     assert "gl_mcm skipped: its image tower is a Foo" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ verdicts and captions respect the seed spread
+def _handmade(auroc, acc=None, sets=("near_ood", "far_ood"), shots=16, sweep=None):
+    """OODResults from ``auroc[(variant, scorer)] = [AUROC per seed]`` (the same on every OOD set),
+    ``acc[variant] = [ID accuracy per seed]`` and ``sweep[(variant, T)] = [MCM AUROC per seed]``."""
+    import pandas as pd
+
+    ood_rows, acc_rows, sweep_rows = [], [], []
+    variants = list(dict.fromkeys(v for v, _ in auroc))
+    for (v, scorer), per_seed in auroc.items():
+        for seed, a in enumerate(per_seed, 1):
+            ood_rows += [{"method": v, "variant": v, "alpha": 1.0, "shots": shots, "seed": seed, "set": s,
+                          "group": "ood", "scorer": scorer, "auroc": a, "fpr95": 1 - a, "aupr_in": a,
+                          "aupr_out": a} for s in sets]
+    n = len(next(iter(auroc.values())))
+    for v in variants:
+        for seed in range(1, n + 1):
+            a = (acc or {}).get(v, [0.8] * n)[seed - 1]
+            acc_rows.append({"method": v, "variant": v, "alpha": 1.0, "shots": shots, "seed": seed, "id_accuracy": a})
+    for (v, t), per_seed in (sweep or {}).items():
+        for seed, a in enumerate(per_seed, 1):
+            sweep_rows += [{"method": v, "variant": v, "alpha": 1.0, "shots": shots, "seed": seed, "set": s, "T": t,
+                            "auroc": a} for s in sets]
+    sweep_df = pd.DataFrame(sweep_rows, columns=["method", "variant", "alpha", "shots", "seed", "set", "T", "auroc"])
+    return ood.OODResults(pd.DataFrame(ood_rows), pd.DataFrame(acc_rows), sweep_df, [], None, 22.7)
+
+
+def test_prompt_learning_verdict_counts_differences_within_the_seed_spread_as_ties():
+    zs = {("zeroshot", "mcm"): [0.700] * 3, ("zeroshot", "msp"): [0.780] * 3}
+    # CoOp 0.705 ± 0.010 vs zero-shot 0.700 ± 0: a tie; the old code said "Supported" (+0.005)
+    tie = _handmade({**zs, ("coop", "mcm"): [0.695, 0.705, 0.715], ("coop", "msp"): [0.770, 0.785, 0.800]})
+    v = ood.verdicts(tie)
+    assert v["prompt_learning"].startswith("Tie (within the seed spread)")
+    assert "0.700 ± 0.000 -> 0.705 ± 0.010 (a tie within the seed spread)" in v["prompt_learning"]
+    win = _handmade({**zs, ("coop", "mcm"): [0.740, 0.745, 0.750], ("coop", "msp"): [0.800, 0.805, 0.810]})
+    assert ood.verdicts(win)["prompt_learning"].startswith("Supported")
+    loss = _handmade({**zs, ("coop", "mcm"): [0.640, 0.650, 0.660], ("coop", "msp"): [0.800, 0.805, 0.810]})
+    assert ood.verdicts(loss)["prompt_learning"].startswith("Not supported")
+
+
+def test_score_choice_and_mcm_rank_respect_the_seed_spread():
+    # CoOp: knn 0.90 ± 0.06 vs energy 0.84 ± 0.06: a 0.06 gap, but within the spread; the old rule (>= 0.05) said
+    # "Supported"
+    res = _handmade({("zeroshot", "mcm"): [0.70] * 3, ("zeroshot", "knn"): [0.72] * 3,
+                     ("coop", "mcm"): [0.80, 0.86, 0.92], ("coop", "knn"): [0.84, 0.90, 0.96],
+                     ("coop", "energy"): [0.78, 0.84, 0.90], ("coop", "msp"): [0.81, 0.87, 0.93]})
+    v = ood.verdicts(res)
+    assert v["score_choice"].startswith("Tie (within the seed spread)"), v["score_choice"]
+    assert "0.900 ± 0.060" in v["score_choice"] and "0.840 ± 0.060" in v["score_choice"]
+    # MCM is 4th of 4 on the means for CoOp but within the spread of all: its rank is 1–4
+    assert "coop 1–4" in v["mcm_promising"]
+    assert ood.key_numbers(res)["mcm_rank_coop"] == 1
+    sharp = _handmade({("coop", "mcm"): [0.80, 0.801, 0.802], ("coop", "knn"): [0.90, 0.901, 0.902],
+                       ("coop", "energy"): [0.84, 0.841, 0.842], ("coop", "msp"): [0.86, 0.861, 0.862]})
+    v = ood.verdicts(sharp)
+    assert v["score_choice"].startswith("Supported") and v["mcm_promising"].startswith("Not supported")
+    assert "coop 4" in v["mcm_promising"]
+
+
+def test_accuracy_auroc_and_temperature_verdicts_use_per_seed_values():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    methods = ("zeroshot", "coop", "finetune", "linear_probe")
+    # accuracy and AUROC unrelated across methods: r per seed scatters around 0 -> a tie
+    auroc = {(m, "mcm"): list(rng.uniform(0.6, 0.8, 3)) for m in methods}
+    acc = {m: list(rng.uniform(0.7, 0.9, 3)) for m in methods}
+    sweep = {("zeroshot", 0.01): [0.80] * 3, ("zeroshot", 1.0): [0.70] * 3,
+             ("coop", 0.01): [0.80, 0.81, 0.82], ("coop", 1.0): [0.79, 0.82, 0.85]}
+    res = _handmade(auroc, acc, sweep=sweep)
+    c = ood.accuracy_auroc_correlation(res)
+    v = ood.verdicts(res)
+    expected = "Tie (within the seed spread)" if abs(c["mean"]) <= c["std"] else ("Supported" if c["mean"] > 0 else
+                                                                                  "Not supported")
+    assert v["accuracy_auroc"].startswith(expected) and f"{c['mean']:.2f} ± {c['std']:.2f}" in v["accuracy_auroc"]
+    # CoOp's best T (1.0, mean 0.82) moved from zero-shot's (0.01, mean 0.81) but within the seed spread: a tie
+    assert v["temperature"].startswith("Tie (within the seed spread)") and "coop T* = 1" in v["temperature"]
+    # accuracy rises with AUROC in every seed: supported
+    good = _handmade({(m, "mcm"): [0.6 + 0.05 * i + 0.001 * s for s in range(3)] for i, m in enumerate(methods)},
+                     {m: [0.7 + 0.05 * i - 0.002 * s for s in range(3)] for i, m in enumerate(methods)})
+    assert ood.verdicts(good)["accuracy_auroc"].startswith("Supported")
+
+
+def test_captions_quote_this_runs_numbers_and_explain_only_failed_claims():
+    zs = {("zeroshot", "mcm"): [0.700] * 3, ("zeroshot", "msp"): [0.780] * 3}
+    res = _handmade({**zs, ("coop", "mcm"): [0.695, 0.705, 0.715], ("coop", "msp"): [0.770, 0.785, 0.800],
+                     ("coop", "knn"): [0.90, 0.91, 0.92], ("coop", "energy"): [0.95, 0.96, 0.97],
+                     ("coop", "max_logit"): [0.93, 0.94, 0.95], ("zeroshot", "knn"): [0.90] * 3,
+                     ("zeroshot", "energy"): [0.92] * 3, ("zeroshot", "max_logit"): [0.91] * 3},
+                    {"zeroshot": [0.84] * 3, "coop": [0.83, 0.84, 0.85]},
+                    sweep={("zeroshot", 0.01): [0.80] * 3, ("coop", 0.01): [0.81] * 3})
+    claims = ood.verdicts(res)
+    caps = ood.captions(res, claims)
+    assert set(caps) >= {"scores", "shots", "temperature", "accuracy", "histograms"}
+    assert "**This run** (3 seeds; 16 shots" in caps["shots"]
+    assert claims["prompt_learning"] in caps["shots"] and "0.705 ± 0.010" in caps["shots"]
+    assert "A possible reason" not in caps["shots"]  # a tie, not a failure
+    assert claims["mcm_promising"].startswith("Not supported")  # MCM behind energy, max-logit, KNN beyond the spread
+    assert claims["mcm_promising"] in caps["scores"] and "logit scale is 22.7" in caps["scores"]
+    assert "MSP 0.785 ± 0.015 vs MCM 0.705 ± 0.010 (MSP higher beyond the seed spread)" in caps["histograms"]
+    assert "Highest ID accuracy at 16 shots: " in caps["accuracy"] and "84.0% ± 1.0%" in caps["accuracy"]
+    assert "coop: T* = 0.01 (AUROC 0.810)" in caps["temperature"]
+    lost = _handmade({**zs, ("coop", "mcm"): [0.64, 0.65, 0.66], ("coop", "msp"): [0.70, 0.71, 0.72]},
+                     {"zeroshot": [0.84] * 3, "coop": [0.83, 0.84, 0.85]})
+    caps = ood.captions(lost, ood.verdicts(lost))
+    assert ("A possible reason: few-shot training barely moves this model: CoOp's ID accuracy is 84.0% ± 1.0%"
+            in caps["shots"])

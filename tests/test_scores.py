@@ -33,21 +33,42 @@ def _ref_max_logit(s):
     return np.array([max(r) for r in s])
 
 
-def _ref_energy(s, T=1.0):
-    return np.array([T * math.log(sum(math.exp(v / T) for v in r)) for r in s])
+def _ref_energy_cos(s, T=1.0):
+    """The MCM code's energy on raw cosines: T * log sum_k exp(s_k / T), shifted by the row max for range."""
+    out = []
+    for r in s:
+        m = max(v / T for v in r)
+        out.append(T * (m + math.log(sum(math.exp(v / T - m) for v in r))))
+    return np.array(out)
 
 
-def _ref_entropy(s, T=1.0):
+def _ref_entropy_cos(s, T=1.0):
     return np.array([sum(p * math.log(p) for p in _softmax_row(r, T) if p > 0) for r in s])
 
 
-def _ref_variance(s, T=1.0):
+def _ref_variance_cos(s, T=1.0):
     out = []
     for r in s:
         p = _softmax_row(r, T)
         mu = sum(p) / len(p)
         out.append(sum((v - mu) ** 2 for v in p) / len(p))
     return np.array(out)
+
+
+def _logits(s, logit_scale):
+    return [[logit_scale * v for v in r] for r in s]
+
+
+def _ref_energy(s, logit_scale=100.0, T=1.0):
+    return _ref_energy_cos(_logits(s, logit_scale), T)
+
+
+def _ref_entropy(s, logit_scale=100.0, T=1.0):
+    return _ref_entropy_cos(_logits(s, logit_scale), T)
+
+
+def _ref_variance(s, logit_scale=100.0, T=1.0):
+    return _ref_variance_cos(_logits(s, logit_scale), T)
 
 
 def _ref_gl_mcm(g, loc, T=1.0, lambda_local=1.0):
@@ -73,11 +94,14 @@ def _ref_knn(fit_z, fit_y, z, k=1):
 
 
 SIM_REFS = {"mcm": _ref_mcm, "msp": _ref_msp, "max_logit": _ref_max_logit, "energy": _ref_energy,
-            "entropy": _ref_entropy, "variance": _ref_variance}
+            "entropy": _ref_entropy, "variance": _ref_variance, "energy_cos": _ref_energy_cos,
+            "entropy_cos": _ref_entropy_cos, "variance_cos": _ref_variance_cos}
 LOCAL_REFS = {"gl_mcm": _ref_gl_mcm}
 FEATURE_REFS = {"mahalanobis": _ref_mahalanobis, "knn": _ref_knn}
 PARAMS = {"mcm": [{}, {"T": 0.05}], "msp": [{}, {"logit_scale": 20.0}], "max_logit": [{}],
-          "energy": [{}, {"T": 0.1}], "entropy": [{}, {"T": 0.02}], "variance": [{}, {"T": 0.5}],
+          "energy": [{}, {"T": 0.1}, {"logit_scale": 22.7}, {"logit_scale": 10.0, "T": 2.0}],
+          "entropy": [{}, {"T": 2.0}, {"logit_scale": 20.0}], "variance": [{}, {"logit_scale": 20.0, "T": 0.5}],
+          "energy_cos": [{}, {"T": 0.1}], "entropy_cos": [{}, {"T": 0.02}], "variance_cos": [{}, {"T": 0.5}],
           "gl_mcm": [{}, {"T": 0.1, "lambda_local": 0.5}], "mahalanobis": [{}], "knn": [{}, {"k": 3}]}
 
 
@@ -207,9 +231,129 @@ def test_max_logit_is_monotone():
 
 def test_energy_small_T_approaches_max():
     s = np.random.default_rng(6).uniform(0, 0.4, size=(40, 6))
-    gaps = [np.max(np.abs(S.energy(s, T=T) - s.max(1))) for T in (1.0, 0.1, 0.01, 1e-4)]
+    gaps = [np.max(np.abs(S.energy_cos(s, T=T) - s.max(1))) for T in (1.0, 0.1, 0.01, 1e-4)]
     assert gaps[-1] < 1e-3 and all(a >= b for a, b in zip(gaps, gaps[1:]))
-    assert np.all(S.energy(s, T=1e-4) >= s.max(1))  # T*logsumexp(s/T) >= max s
+    assert np.all(S.energy_cos(s, T=1e-4) >= s.max(1))  # T*logsumexp(s/T) >= max s
+    # on logits: T * logsumexp(a s / T) -> a * max s
+    assert np.max(np.abs(S.energy(s, logit_scale=20.0, T=1e-3) - 20.0 * s.max(1))) < 1e-2
+
+
+# ----------------------------------------------------------------------------------------------------------
+# energy, entropy and variance: on the model's logits by default, on cosines as the *_cos variants
+# ----------------------------------------------------------------------------------------------------------
+SCALES = (1.0, 10.0, 22.6712, 100.0)
+
+
+def _random_sims(seed, n=60, k=13):
+    return np.random.default_rng(seed).uniform(-0.2, 0.45, size=(n, k))
+
+
+@pytest.mark.parametrize("a", SCALES)
+@pytest.mark.parametrize("T", (1.0, 0.5, 3.0))
+def test_energy_is_scaled_logsumexp_of_logits(a, T):
+    from scipy.special import logsumexp
+
+    s = _random_sims(20)
+    np.testing.assert_allclose(S.energy(s, logit_scale=a, T=T), T * logsumexp(a * s / T, axis=1), rtol=1e-12)
+    # energy on logits = a * (energy on cosines at T / a): same ranking, so the same AUROC
+    np.testing.assert_allclose(S.energy(s, logit_scale=a, T=T), a * S.energy_cos(s, T=T / a), rtol=1e-12)
+
+
+def test_energy_default_scale_is_clip_100_and_differs_from_cosines():
+    from scipy.special import logsumexp
+
+    s = _random_sims(21)
+    np.testing.assert_allclose(S.energy(s), logsumexp(100.0 * s, axis=1), rtol=1e-12)
+    assert not np.allclose(S.energy(s), S.energy_cos(s))
+    assert not np.allclose(S.energy(s, logit_scale=10.0), S.energy(s, logit_scale=100.0))
+
+
+def test_cosine_variants_are_the_mcm_code_formulas():
+    """``*_cos`` = MCM's ``get_ood_scores_clip`` at T = 1 (negated): logsumexp, scipy entropy and np.var of
+    the softmax of the raw cosines."""
+    from scipy.special import logsumexp, softmax
+    from scipy.stats import entropy
+
+    s = _random_sims(22)
+    for T in (1.0, 0.1):
+        p = softmax(s / T, axis=1)
+        np.testing.assert_allclose(S.energy_cos(s, T=T), T * logsumexp(s / T, axis=1), rtol=1e-12)
+        np.testing.assert_allclose(S.entropy_cos(s, T=T), -entropy(p, axis=1), rtol=1e-10)
+        np.testing.assert_allclose(S.variance_cos(s, T=T), np.var(p, axis=1), rtol=1e-10)
+    np.testing.assert_allclose(S.energy_cos(s), logsumexp(s, axis=1), rtol=1e-12)  # T = 1 by default
+
+
+@pytest.mark.parametrize("a", SCALES)
+def test_entropy_and_variance_are_on_the_softmax_of_logits(a):
+    import statistics
+
+    from scipy.special import softmax
+    from scipy.stats import entropy
+
+    s = _random_sims(23)
+    p = softmax(a * s, axis=1)
+    np.testing.assert_allclose(S.entropy(s, logit_scale=a), -entropy(p, axis=1), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(S.variance(s, logit_scale=a), [statistics.pvariance(r) for r in p.tolist()],
+                               rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(S.entropy(s, logit_scale=a), S.entropy_cos(s, T=1 / a), rtol=1e-12, atol=1e-15)
+
+
+def test_needs_scale_metadata():
+    assert {n for n in S.SCORERS if S.needs_scale(n)} == {"msp", "energy", "entropy", "variance"}
+    for n in S.SCORERS:
+        assert S.needs_scale(n) == bool(S.SCORERS.meta(n).get("needs_scale", False))
+
+
+def test_score_passes_logit_scale_to_scorers_that_need_it():
+    from scipy.special import logsumexp
+
+    s = _random_sims(24)
+    np.testing.assert_allclose(S.score("energy", sims=s, logit_scale=7.0), logsumexp(7.0 * s, axis=1), rtol=1e-12)
+    np.testing.assert_allclose(S.score("energy", sims=s), S.energy(s))  # None: the scorer's default (100)
+    np.testing.assert_allclose(S.score("msp", sims=s, logit_scale=20.0), S.mcm(s, T=0.05), rtol=1e-12)
+    np.testing.assert_allclose(S.score("entropy", sims=s, logit_scale=5.0, T=2.0), S.entropy(s, 5.0, T=2.0))
+    # scorers without the metadata ignore it (they would raise TypeError if it reached them)
+    np.testing.assert_array_equal(S.score("mcm", sims=s, logit_scale=7.0), S.mcm(s))
+    np.testing.assert_array_equal(S.score("energy_cos", sims=s, logit_scale=7.0), S.energy_cos(s))
+    np.testing.assert_array_equal(S.score("max_logit", sims=s, logit_scale=7.0), S.max_logit(s))
+    loc = np.random.default_rng(25).uniform(0, 0.4, size=(len(s), 4, s.shape[1]))
+    np.testing.assert_array_equal(S.score("gl_mcm", sims=s, local_sims=loc, logit_scale=7.0), S.gl_mcm(s, loc))
+    fit_z, fit_y, id_z, _ = _id_ood_features(26, d=8)
+    np.testing.assert_array_equal(S.score("knn", features=id_z, fit_features=fit_z, logit_scale=7.0),
+                                  S.KNN().fit(fit_z)(id_z))
+
+
+def test_score_forwards_logit_scale_by_metadata_only(monkeypatch):
+    seen = {}
+
+    def spy(name):
+        def f(s, **kw):
+            seen[name] = kw
+            return np.zeros(len(s))
+        return f
+
+    for name, meta in (("spy_plain", {"needs": "similarities"}),
+                       ("spy_scaled", {"needs": "similarities", "needs_scale": True})):
+        monkeypatch.setitem(S.SCORERS._items, name, spy(name))
+        monkeypatch.setitem(S.SCORERS._meta, name, meta)
+    s = _random_sims(27, n=3)
+    S.score("spy_plain", sims=s, logit_scale=3.0, T=0.5)
+    S.score("spy_scaled", sims=s, logit_scale=3.0, T=0.5)
+    assert seen == {"spy_plain": {"T": 0.5}, "spy_scaled": {"T": 0.5, "logit_scale": 3.0}}
+    S.score("spy_scaled", sims=s)
+    assert seen["spy_scaled"] == {}
+
+
+def test_logits_change_the_energy_auroc():
+    """At T = 1 on cosines in a narrow range, logsumexp_k s_k ~ log K + mean_k s_k: energy_cos follows the mean
+    cosine, so flat OOD rows with a slightly higher mean look more ID than peaked ID rows. On the logits
+    (x100) energy follows the peak and separates them; its ranking is that of energy_cos at T = 1 / scale."""
+    id_s, ood_s = _id_ood_sims(28, k=30)
+    ood_s = ood_s + 0.012  # OOD: flat but slightly higher on average
+    cos = auroc(S.energy_cos(id_s), S.energy_cos(ood_s))
+    logit = auroc(S.energy(id_s, logit_scale=100.0), S.energy(ood_s, logit_scale=100.0))
+    assert cos < 0.5 < 0.9 < logit
+    assert logit == pytest.approx(auroc(S.energy_cos(id_s, T=0.01), S.energy_cos(ood_s, T=0.01)), abs=1e-12)
 
 
 def test_mcm_near_uniform_at_T1():
@@ -273,6 +417,10 @@ def test_score_missing_inputs_raise(call):
     lambda: S.mcm(np.array([[np.nan, 0.1]])),
     lambda: S.mcm(np.zeros((2, 3)), T=0),
     lambda: S.energy(np.zeros((2, 3)), T=-1),
+    lambda: S.energy(np.zeros((2, 3)), logit_scale=0),
+    lambda: S.entropy(np.zeros((2, 3)), logit_scale=-1.0),
+    lambda: S.variance(np.zeros((2, 3)), logit_scale=0.0),
+    lambda: S.energy_cos(np.zeros((2, 3)), T=0),
     lambda: S.gl_mcm(np.zeros((2, 3)), np.zeros((2, 4, 5))),
     lambda: S.Mahalanobis().fit(np.ones((3, 2)), np.array([0, 1])),
     lambda: S.Mahalanobis(shrinkage=2.0),

@@ -20,13 +20,18 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..analysis.spread import STATUS, compare, leaders, mean_std, pm
 from ..errors import ConfigError
 from ..registry import Registry
 from ..experiment import (Outputs, TrainSet, cell_spec, checkpoint_path, dataset_from_spec, few_shot_set,
                           get_recipe, local_similarities, method_outputs, train_method, wise_variants)
 
-DEFAULT_SCORERS = ("mcm", "msp", "max_logit", "energy", "entropy", "variance", "mahalanobis", "knn", "gl_mcm")
-DEFAULT_TEMPERATURES = tuple(float(t) for t in np.round(np.logspace(-2, 1, 13), 6))
+DEFAULT_SCORERS = ("mcm", "msp", "max_logit", "energy", "entropy", "variance", "energy_cos", "entropy_cos",
+                   "variance_cos", "mahalanobis", "knn", "gl_mcm")
+DEFAULT_TEMPERATURES = tuple(float(t) for t in np.round(np.logspace(-3, 1, 17), 6))
+SCORE_DEFINITIONS = 2
+"""Part of every cell's spec, so that cells stored before energy, entropy and variance moved from cosines to
+the model's logits (specs without this key) are not read back as if they had the new definitions."""
 HIST_SCORERS = ("mcm", "msp")
 
 
@@ -38,7 +43,8 @@ class OODStudy:
     :func:`clipstudy.experiment.dataset_from_spec`; ``methods`` are recipe names
     (``data/resources/recipes.json``) trained at ``scale``; ``recipe_overrides`` maps a recipe name to
     settings that replace its defaults (e.g. ``{"coop": {"max_steps": 100}}``). ``scorer_params`` maps a
-    scorer to its parameters (MSP's logit scale is always the model's own).
+    scorer to its parameters; the logit scale of the scorers registered with ``needs_scale`` (MSP, energy,
+    entropy, variance) is always the model's own, so it cannot be set there.
     """
 
     model: str = "embedded"
@@ -63,6 +69,9 @@ class OODStudy:
 
         for name in self.scorers:
             SCORERS.get(name)  # unknown scorers list the valid ones
+        for name, params in self.scorer_params.items():
+            if "logit_scale" in params and SCORERS.meta(name).get("needs_scale", False):
+                raise ConfigError(f"scorer_params[{name!r}] sets logit_scale; {name} always uses the model's own")
         if not self.ood:
             raise ConfigError("the OOD study needs at least one OOD set (ood={name: dataset spec})")
         for k in self.shots:
@@ -145,7 +154,8 @@ def _spec(study: OODStudy, data: StudyData, recipe, train: TrainSet, seed: int) 
     sets = {"id_test": data.id_test.cache_key, **{f"ood:{k}": v.cache_key for k, v in data.ood.items()},
             **{f"shift:{k}": v.cache_key for k, v in data.shift.items()}}
     protocol = {k: v for k, v in asdict(study).items() if k in ("scorers", "scorer_params", "temperatures")}
-    return cell_spec(data.loaded, recipe, train, seed, experiment="ood", eval_sets=sets, **protocol)
+    return cell_spec(data.loaded, recipe, train, seed, experiment="ood", eval_sets=sets,
+                     score_definitions=SCORE_DEFINITIONS, **protocol)
 
 
 def _run_cell(study, data, recipe, train, seed, spec, store, local_reason, progress) -> dict:
@@ -203,14 +213,15 @@ def fit_feature_scorers(study: OODStudy, fit_features, fit_labels) -> dict:
 
 def score_all(study: OODStudy, method, outputs: Outputs, fitted: dict) -> dict[str, np.ndarray]:
     """Every scorer of the study on one set's outputs (higher = more ID); ``fitted`` holds the feature
-    scorers from :func:`fit_feature_scorers`. Local scorers (GL-MCM) run in chunks of images."""
-    from ..scores import SCORERS, score
+    scorers from :func:`fit_feature_scorers`. Local scorers (GL-MCM) run in chunks of images. Scorers
+    registered with ``needs_scale`` (MSP, energy, entropy, variance) get the method's own logit scale."""
+    from ..scores import SCORERS, needs_scale, score
 
     out = {}
     for name in study.scorers:
         params = dict(study.scorer_params.get(name, {}))
         needs = SCORERS.meta(name)["needs"]
-        if name == "msp":
+        if needs_scale(name):
             params["logit_scale"] = float(method.scale)
         if needs == "similarities":
             out[name] = score(name, sims=outputs.sims, **params)
@@ -338,11 +349,83 @@ def imagenet_benchmark(n_test: int | None = None, n_ood: int | None = None, shif
 
 # --------------------------------------------------------------------------- key numbers and claims
 
+def _is_zeroshot(variant: str) -> bool:
+    return str(variant).startswith("zeroshot")
+
+
+def seed_spread(res: "OODResults", metric: str = "auroc", group: str = "ood", shots: int | str | None = None):
+    """Per (variant, scorer): mean, standard deviation over seeds (ddof = 1; 0 with one seed) and number of
+    seeds of ``metric`` averaged over the ``group``'s sets (``ood`` or ``shift``) within each seed, at ``shots``
+    (default: the largest shot count; ``"all"``: every shot count, indexed by (variant, scorer, shots)).
+    Zero-shot variants do not train: their spread is that of the shot draw alone (0 for the similarity
+    scores; the feature scores, fitted on the drawn shots, vary with it)."""
+    o = res.ood[res.ood.group == group]
+    keys = ["variant", "scorer"]
+    if shots == "all":
+        keys.append("shots")
+    else:
+        o = o[o.shots == (shots or int(res.accuracy["shots"].max()))]
+    per_seed = o.groupby(keys + ["seed"], sort=False)[metric].mean()
+    out = per_seed.groupby(level=keys, sort=False).agg(["mean", "std", "count"]).rename(columns={"count": "n"})
+    out["std"] = out["std"].fillna(0.0)
+    return out
+
+
+def accuracy_spread(res: "OODResults", shots: int | None = None):
+    """Per variant: mean, standard deviation over seeds and number of seeds of the ID accuracy at ``shots``
+    (default: the largest)."""
+    a = res.accuracy[res.accuracy.shots == (shots or int(res.accuracy["shots"].max()))]
+    out = a.groupby("variant", sort=False)["id_accuracy"].agg(["mean", "std", "count"]).rename(columns={"count": "n"})
+    out["std"] = out["std"].fillna(0.0)
+    return out
+
+
+def _st(table, key) -> tuple[float, float]:
+    r = table.loc[key]
+    return float(r["mean"]), float(r["std"])
+
+
+def _scorer_stats(table, variant) -> dict:
+    """``{scorer: (mean, std)}`` of one variant of a :func:`seed_spread` table."""
+    g = table.xs(variant, level="variant")
+    return {s: (float(r["mean"]), float(r["std"])) for s, r in g.iterrows()}
+
+
+def _direction(sign: int, up: str = "higher", down: str = "lower") -> str:
+    return {1: f"{up} beyond the seed spread", -1: f"{down} beyond the seed spread",
+            0: "a tie within the seed spread"}[sign]
+
+
+def _all_sign(signs) -> int:
+    """+1 when every comparison is +1, -1 when any is -1, else 0 (a tie)."""
+    signs = list(signs)
+    return 1 if signs and all(s > 0 for s in signs) else (-1 if any(s < 0 for s in signs) else 0)
+
+
+def _zeroshot_ref(variants) -> str | None:
+    variants = list(variants)
+    return "zeroshot" if "zeroshot" in variants else next((v for v in variants if _is_zeroshot(v)), None)
+
+
+def mcm_rank_range(table, variant) -> tuple[int, int]:
+    """MCM's rank (1 = best) among the scorers of ``variant`` counting scorers within the seed spread of MCM
+    as ties: ``(best, worst)``, ranked behind only the scorers above it beyond the spread, and behind every
+    scorer not below it beyond the spread."""
+    stats = _scorer_stats(table, variant)
+    m = stats["mcm"]
+    others = [s for s in stats if s != "mcm"]
+    ahead = sum(compare(*stats[s], *m) > 0 for s in others)
+    not_behind = sum(compare(*stats[s], *m) >= 0 for s in others)
+    return ahead + 1, not_behind + 1
+
+
 def key_numbers(res: "OODResults") -> dict:
-    """The numbers the notebook records and its verdicts read, at the largest shot count (mean over seeds;
-    AUROC also averaged over OOD sets). Keys: ``<variant>_id_accuracy``, ``auroc_<scorer>_<variant>``,
-    ``shift_auroc_mcm_<variant>``, ``scorer_spread_<variant>`` (best minus worst scorer's AUROC),
-    ``mcm_rank_<variant>`` (MCM's rank among the scorers, 1 = best), ``msp_temperature``."""
+    """The numbers the notebook records, at the largest shot count (mean over seeds; AUROC also averaged
+    over OOD sets). Keys: ``<variant>_id_accuracy``, ``auroc_<scorer>_<variant>``,
+    ``shift_auroc_mcm_<variant>``, ``scorer_spread_<variant>`` (best minus worst scorer's mean AUROC),
+    ``mcm_rank_<variant>`` (MCM's rank among the scorers, 1 = best, scorers within the seed spread of MCM
+    counted as ties: :func:`mcm_rank_range`'s best rank), ``msp_temperature``. The verdicts
+    (:func:`verdicts`) read the per-seed tables (:func:`seed_spread`) instead."""
     shots = int(res.accuracy["shots"].max())
     acc = res.accuracy[res.accuracy.shots == shots].groupby("variant")["id_accuracy"].mean()
     o = res.ood[res.ood.shots == shots]
@@ -350,41 +433,322 @@ def key_numbers(res: "OODResults") -> dict:
     out = {"shots": shots, "msp_temperature": res.msp_temperature}
     out.update({f"{v}_id_accuracy": float(a) for v, a in acc.items()})
     out.update({f"auroc_{s}_{v}": float(a) for (v, s), a in ood.items()})
+    table = seed_spread(res)
     for v, g in ood.groupby(level="variant"):
         g = g.droplevel("variant")
         out[f"scorer_spread_{v}"] = float(g.max() - g.min())
         if "mcm" in g:
-            out[f"mcm_rank_{v}"] = int((g > g["mcm"]).sum()) + 1
+            out[f"mcm_rank_{v}"] = mcm_rank_range(table, v)[0]
     shift = o[(o.group == "shift") & (o.scorer == "mcm")].groupby("variant")["auroc"].mean()
     out.update({f"shift_auroc_mcm_{v}": float(a) for v, a in shift.items()})
     return out
 
 
-def verdicts(numbers: dict, best_t: dict | None = None) -> dict[str, str]:
-    """One sentence per claim of Ming & Li (papers.md §1.1), saying whether these numbers support it."""
-    n, out = numbers, {}
-    variants = sorted({k.split("_id_accuracy")[0] for k in n if k.endswith("_id_accuracy")})
-    spreads = {v: n[f"scorer_spread_{v}"] for v in variants if f"scorer_spread_{v}" in n}
-    if spreads:
-        v = max(spreads, key=spreads.get)
-        out["score_choice"] = (f"{'Supported' if spreads[v] >= 0.05 else 'Not supported'}: the AUROC gap between "
-                               f"the best and worst score reaches {spreads[v]:.3f} ({v}); the score choice "
-                               f"{'matters' if spreads[v] >= 0.05 else 'barely matters'} after fine-tuning.")
-    ranks = {v: n[f"mcm_rank_{v}"] for v in variants if f"mcm_rank_{v}" in n}
-    if ranks:
-        top = [v for v, r in ranks.items() if r <= 3]
-        out["mcm_promising"] = (f"{'Supported' if len(top) >= len(ranks) / 2 else 'Not supported'}: MCM (T = 1) "
-                                f"ranks in the top 3 scores for {len(top)} of {len(ranks)} methods "
-                                f"(ranks: {', '.join(f'{v} {r}' for v, r in sorted(ranks.items()))}).")
-    if "auroc_mcm_coop" in n and "auroc_mcm_zeroshot" in n:
-        d = n["auroc_mcm_coop"] - n["auroc_mcm_zeroshot"]
-        dm = n.get("auroc_msp_coop", np.nan) - n.get("auroc_msp_zeroshot", np.nan)
-        out["prompt_learning"] = (f"{'Supported' if d > 0 else 'Not supported'}: CoOp changes the mean OOD AUROC "
-                                  f"by {d:+.3f} with MCM and {dm:+.3f} with MSP relative to zero-shot "
-                                  f"({n['shots']} shots).")
-    if best_t:
-        txt = ", ".join(f"{v} T* = {t:g}" for v, (t, _) in best_t.items())
-        moved = len({t for t, _ in best_t.values()}) > 1
-        out["temperature"] = (f"The best MCM temperature {'moves' if moved else 'does not move'} after "
-                              f"fine-tuning ({txt}).")
+SCORE_CHOICE_GAP = 0.05
+"""The AUROC gap between the best and the worst score (beyond the seed spread) from which the score choice
+is said to matter."""
+TEMPERATURE_VARIANTS = ("zeroshot", "coop", "finetune")
+
+
+def _n_seeds(res: "OODResults") -> int:
+    return int(res.accuracy["seed"].nunique()) if len(res.accuracy) else 0
+
+
+def best_temperatures(res: "OODResults", variants=TEMPERATURE_VARIANTS, shots: int | None = None) -> dict:
+    """``{variant: (T*, auroc)}``: the MCM temperature with the best AUROC (mean over OOD sets and seeds) at
+    ``shots`` (default: the largest), as Figure 3 marks it."""
+    curves = _sweep_per_seed(res, variants, shots).groupby(["variant", "T"], sort=False)["auroc"].mean()
+    out = {}
+    for v in dict.fromkeys(curves.index.get_level_values("variant")):
+        c = curves.xs(v, level="variant").sort_index()
+        out[v] = (float(c.idxmax()), float(c.max()))
     return out
+
+
+def _sweep_per_seed(res: "OODResults", variants, shots: int | None = None):
+    """The MCM sweep at ``shots`` per (variant, seed, T), averaged over the OOD sets (shift sets left out)."""
+    shots = shots or int(res.accuracy["shots"].max())
+    sw = res.sweep[(res.sweep.shots == shots) & res.sweep.variant.isin(list(variants))]
+    sw = sw[~sw.set.isin(res.ood.loc[res.ood.group == "shift", "set"].unique())]
+    return sw.groupby(["variant", "seed", "T"], sort=False)["auroc"].mean().reset_index()
+
+
+def accuracy_auroc_correlation(res: "OODResults", scorer: str = "mcm") -> dict:
+    """Pearson r between ID accuracy and ``scorer``'s AUROC (mean over OOD sets) across the method × shots
+    points: ``r_means`` on the seed means (Figure 4's), and ``mean``/``std``/``n`` of r computed within
+    each seed; ``points`` = number of method × shots points."""
+    o = res.ood[(res.ood.group == "ood") & (res.ood.scorer == scorer)]
+    auroc = o.groupby(["variant", "shots", "seed"])["auroc"].mean()
+    acc = res.accuracy.set_index(["variant", "shots", "seed"])["id_accuracy"]
+    df = auroc.to_frame().join(acc).dropna().reset_index()
+
+    def r(d):
+        x, y = d["id_accuracy"].to_numpy(float), d["auroc"].to_numpy(float)
+        return float(np.corrcoef(x, y)[0, 1]) if len(d) > 2 and x.std() > 0 and y.std() > 0 else float("nan")
+
+    means = df.groupby(["variant", "shots"])[["id_accuracy", "auroc"]].mean()
+    rs = [r(g) for _, g in df.groupby("seed")]
+    m, s, n = mean_std(rs)
+    return {"r_means": r(means), "mean": m, "std": s, "n": n, "points": len(means)}
+
+
+def verdicts(res: "OODResults", best_t: Mapping | None = None, label=str) -> dict[str, str]:
+    """One sentence per claim of Ming & Li (Sec. 1 and the conclusions of the paper) saying whether this run
+    supports it, from the per-seed tables at the largest shot count (:func:`seed_spread`: AUROC averaged
+    over the OOD sets within each seed, then mean ± std over seeds). Every comparison of two methods or two
+    scores counts a difference smaller than the seed spread (:func:`clipstudy.analysis.spread.compare`) as
+    a tie and says so. ``best_t`` (Figure 3's ``{variant: (T, auroc)}``) picks the variants of the
+    temperature claim (default: those of :data:`TEMPERATURE_VARIANTS` that ran). ``label`` names methods
+    and scores. Claims whose methods did not run are left out."""
+    out: dict[str, str] = {}
+    if res.ood.empty:
+        return out
+    shots = int(res.accuracy["shots"].max())
+    n_seeds = _n_seeds(res)
+    seeds = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
+    table = seed_spread(res)
+    variants = list(dict.fromkeys(table.index.get_level_values("variant")))
+    trained = [v for v in variants if not _is_zeroshot(v)] or variants
+    f3 = lambda st: pm(*st, ".3f")  # noqa: E731
+
+    gaps = {}
+    for v in trained:
+        stats = _scorer_stats(table, v)
+        if len(stats) < 2:
+            continue
+        best, worst = max(stats, key=lambda k: stats[k][0]), min(stats, key=lambda k: stats[k][0])
+        gap = stats[best][0] - stats[worst][0]
+        sign = compare(*stats[best], *stats[worst])
+        gaps[v] = (gap, sign, best, worst, stats)
+    if gaps:
+        matters = [v for v, (gap, sign, *_rest) in gaps.items() if sign > 0 and gap >= SCORE_CHOICE_GAP]
+        v = max(gaps, key=lambda k: gaps[k][0])
+        gap, sign, best, worst, stats = gaps[v]
+        status = STATUS[1] if matters else (STATUS[0] if sign == 0 else STATUS[-1])
+        lead = leaders(stats)
+        tied = (f"; {', '.join(label(s) for s in lead if s != best)} tie{'s' if len(lead) == 2 else ''} with it "
+                f"within the seed spread" if len(lead) > 1 else "")
+        out["score_choice"] = (
+            f"{status}: the score choice matters (a gap between the best and the worst score beyond the seed "
+            f"spread and of at least {SCORE_CHOICE_GAP:.2f} AUROC) for {len(matters)} of {len(gaps)} trained "
+            f"methods. The largest gap is {label(v)}'s: {label(best)} {f3(stats[best])}{tied}, against "
+            f"{label(worst)} {f3(stats[worst])} ({gap:.3f}, {'beyond' if sign else 'within'} the seed spread; "
+            f"mean OOD AUROC, {shots} shots, mean ± std over {seeds}).")
+    with_mcm = [v for v in variants if (v, "mcm") in table.index and len(_scorer_stats(table, v)) > 1]
+    if with_mcm:
+        ranks = {v: mcm_rank_range(table, v) for v in with_mcm}
+        top_best = sum(r[0] <= 3 for r in ranks.values())
+        top_worst = sum(r[1] <= 3 for r in ranks.values())
+        need = len(ranks) / 2
+        sign = 1 if top_worst >= need else (-1 if top_best < need else 0)
+        n_scores = max(len(_scorer_stats(table, v)) for v in with_mcm)
+        count = f"{top_worst}" if top_worst == top_best else f"{top_worst} to {top_best}"
+        ranks_txt = ", ".join(f"{label(v)} {a}" if a == b else f"{label(v)} {a}–{b}" for v, (a, b) in ranks.items())
+        out["mcm_promising"] = (
+            f"{STATUS[sign]}: MCM (T = 1) is among the top 3 of {n_scores} scores for {count} of {len(ranks)} "
+            f"methods, counting scores within the seed spread of MCM as ties (MCM's rank: {ranks_txt}); the "
+            f"claim needs at least half of the methods ({shots} shots, {seeds}).")
+    zs = _zeroshot_ref(variants)
+    if zs and "coop" in variants:
+        parts, signs = [], []
+        for scorer in ("mcm", "msp"):
+            if (zs, scorer) in table.index and ("coop", scorer) in table.index:
+                s = compare(*_st(table, ("coop", scorer)), *_st(table, (zs, scorer)))
+                signs.append(s)
+                parts.append(f"with {label(scorer)} {f3(_st(table, (zs, scorer)))} -> "
+                             f"{f3(_st(table, ('coop', scorer)))} ({_direction(s)})")
+        if parts:
+            text = (f"{_status_of(signs)}: CoOp's mean OOD AUROC against {label(zs)}'s at {shots} shots: "
+                    f"{'; '.join(parts)} (mean ± std over {seeds}).")
+            per_shot = seed_spread(res, shots="all")
+            ks = sorted({k for (v, s, k) in per_shot.index if v == "coop" and s == "mcm"
+                         and (zs, "mcm", k) in per_shot.index})
+            if len(ks) > 1:
+                ss = [compare(*_st(per_shot, ("coop", "mcm", k)), *_st(per_shot, (zs, "mcm", k))) for k in ks]
+                text += (f" With MCM, CoOp is above zero-shot beyond the seed spread at {ss.count(1)}, tied at "
+                         f"{ss.count(0)} and below at {ss.count(-1)} of {len(ks)} shot counts "
+                         f"({', '.join(map(str, ks))}).")
+            out["prompt_learning"] = text
+    tv = [v for v in (best_t or TEMPERATURE_VARIANTS) if v in set(res.sweep.variant)] if len(res.sweep) else []
+    tzs = _zeroshot_ref(tv)
+    if tzs and len(tv) > 1:
+        per_seed = _sweep_per_seed(res, tv).set_index(["variant", "T", "seed"])["auroc"].sort_index()
+        best = best_temperatures(res, tv)
+        t0 = best[tzs][0]
+        moved, beyond = [], []
+        for v in tv:
+            if v == tzs or best[v][0] == t0:
+                continue
+            own = mean_std(per_seed.loc[(v, best[v][0])].to_list())
+            at0 = mean_std(per_seed.loc[(v, t0)].to_list())
+            s = compare(own[0], own[1], at0[0], at0[1])
+            moved.append(v)
+            if s > 0:
+                beyond.append(f"{label(v)} ({f3(own[:2])} at T = {best[v][0]:g} vs {f3(at0[:2])} at T = {t0:g})")
+        sign = 1 if beyond else (0 if moved else -1)
+        txt = ", ".join(f"{label(v)} T* = {best[v][0]:g}" for v in tv)
+        tail = (f"; at its own T* the AUROC is above that at {label(tzs)}'s T* beyond the seed spread for "
+                f"{'; '.join(beyond)}" if beyond else
+                f"; the AUROC at the moved T* is within the seed spread of that at {label(tzs)}'s T* = {t0:g}"
+                if moved else "")
+        out["temperature"] = (f"{STATUS[sign]}: the best MCM temperature "
+                              f"{'moves' if moved else 'does not move'} after fine-tuning ({txt}; mean OOD AUROC "
+                              f"over {seeds}){tail}. The claim: the temperature must be chosen anew after "
+                              f"fine-tuning.")
+    c = accuracy_auroc_correlation(res)
+    if np.isfinite(c["mean"]):
+        sign = compare(c["mean"], c["std"], 0.0, 0.0)
+        out["accuracy_auroc"] = (
+            f"{STATUS[sign]}: across {c['points']} method × shot points the Pearson r between ID accuracy and MCM "
+            f"AUROC (mean over OOD sets) is {c['r_means']:.2f} on the seed means and {c['mean']:.2f} ± "
+            f"{c['std']:.2f} within a seed (mean ± std over {c['n']} seed{'s' if c['n'] != 1 else ''}); the "
+            f"claim (better ID accuracy goes with better OOD detection) needs r above 0 beyond that spread.")
+    return _one_seed(out, n_seeds)
+
+
+ONE_SEED_NOTE = "With one seed there is no seed spread: every difference counts, however small."
+
+
+def _one_seed(texts: dict, n_seeds: int) -> dict:
+    """With one seed, "beyond the seed spread" would claim more than was measured: drop it and say so."""
+    if n_seeds != 1:
+        return texts
+    return {k: v.replace(" " + ONE_SEED_NOTE, "").replace(" beyond the seed spread", "") + " " + ONE_SEED_NOTE
+            for k, v in texts.items()}
+
+
+def _status_of(signs) -> str:
+    return STATUS[_all_sign(signs)]
+
+
+def captions(res: "OODResults", claims: Mapping[str, str], best_t: Mapping | None = None, label=str) -> dict[str, str]:
+    """The Markdown caption of each figure of notebook 01, written from this run's numbers and verdicts
+    (:func:`verdicts`): every number a caption quotes is computed here. Keys: ``scores`` (Figure 1),
+    ``score_forms`` (logits vs cosines), ``shots`` (Figure 2), ``temperature`` (Figure 3), ``accuracy``
+    (Figure 4), ``histograms`` (Figure 5). Explanations of a failed claim are printed only when its verdict
+    is "Not supported"."""
+    out: dict[str, str] = {}
+    if res.ood.empty:
+        return out
+    shots = int(res.accuracy["shots"].max())
+    n_seeds = _n_seeds(res)
+    head = f"**This run** ({n_seeds} seed{'s' if n_seeds != 1 else ''}; {shots} shots; mean ± std over seeds):"
+    table = seed_spread(res)
+    variants = list(dict.fromkeys(table.index.get_level_values("variant")))
+    f3 = lambda st: pm(*st, ".3f")  # noqa: E731
+
+    text = [head] + [claims[k] for k in ("score_choice", "mcm_promising") if k in claims]
+    if claims.get("mcm_promising", "").startswith("Not supported"):
+        text.append(f"A likely reason: at T = 1 MCM's softmax over the class cosines is nearly flat, since the "
+                    f"cosines span a narrow range and this model's logit scale is {res.logit_scale:.1f} "
+                    f"(MSP is MCM at T = 1/{res.logit_scale:.1f}); the temperature sweep (Figure 3) shows how "
+                    f"MCM's AUROC changes with T.")
+    shift = seed_spread(res, group="shift")
+    if len(shift):
+        sv = [v for v in variants if v in set(shift.index.get_level_values("variant"))]
+        flag = []
+        for v in sv[:1] + [x for x in sv[1:] if x == "coop"]:
+            stats = _scorer_stats(shift, v)
+            top = max(stats, key=lambda k: stats[k][0])
+            mcm_txt = f", MCM {f3(stats['mcm'])}" if "mcm" in stats and top != "mcm" else ""
+            flag.append(f"{label(v)}: {label(top)} {f3(stats[top])}{mcm_txt}")
+        text.append("On the covariate-shift set (AUROC 0.5 is ideal: ID classes in another domain are not OOD), "
+                    "the score that flags them most: " + "; ".join(flag) + ".")
+    out["scores"] = " ".join(text)
+
+    forms = []
+    for a in ("energy", "entropy", "variance"):
+        b = f"{a}_cos"
+        pairs = [v for v in variants if (v, a) in table.index and (v, b) in table.index]
+        if pairs:
+            ss = [compare(*_st(table, (v, a)), *_st(table, (v, b))) for v in pairs]
+            ma = np.mean([table.loc[(v, a), "mean"] for v in pairs])
+            mb = np.mean([table.loc[(v, b), "mean"] for v in pairs])
+            forms.append(f"{label(a)} on the logits vs {label(b)}: mean OOD AUROC {ma:.3f} vs {mb:.3f} over the "
+                         f"{len(pairs)} methods; the logits are better beyond the seed spread for {ss.count(1)}, "
+                         f"tied for {ss.count(0)} and worse for {ss.count(-1)}.")
+    if forms:
+        out["score_forms"] = " ".join([head] + forms)
+
+    zs = _zeroshot_ref(variants)
+    text = [head] + ([claims["prompt_learning"]] if "prompt_learning" in claims else [])
+    if zs and (zs, "mcm") in table.index:
+        groups = {1: [], 0: [], -1: []}
+        for v in variants:
+            if v != zs and (v, "mcm") in table.index:
+                groups[compare(*_st(table, (v, "mcm")), *_st(table, (zs, "mcm")))].append(
+                    f"{label(v)} {f3(_st(table, (v, 'mcm')))}")
+        names = {1: "above it beyond the seed spread", 0: "tied with it within the seed spread",
+                 -1: "below it beyond the seed spread"}
+        text.append(f"Every method against {label(zs)} with MCM ({f3(_st(table, (zs, 'mcm')))}): "
+                    + "; ".join(f"{names[k]}: {', '.join(g)}" for k, g in groups.items() if g) + ".")
+    if claims.get("prompt_learning", "").startswith("Not supported") and zs:
+        acc = accuracy_spread(res)
+        if "coop" in acc.index and zs in acc.index:
+            s = compare(*_st(acc, "coop"), *_st(acc, zs))
+            text.append(f"A possible reason: few-shot training barely moves this model: CoOp's ID accuracy is "
+                        f"{pm(*_st(acc, 'coop'))} against {label(zs)}'s {pm(*_st(acc, zs))} ({_direction(s)}).")
+    out["shots"] = " ".join(text)
+
+    tv = [v for v in (best_t or TEMPERATURE_VARIANTS) if v in set(res.sweep.variant)] if len(res.sweep) else []
+    if tv:
+        best = best_temperatures(res, tv)
+        grid = sorted(res.sweep["T"].unique())
+        lines = []
+        for v in tv:
+            t, auroc = best[v]
+            where = ("at the lower edge of the grid" if t == grid[0] else "at the upper edge of the grid"
+                     if t == grid[-1] else "inside the grid")
+            side = "below" if t < res.msp_temperature else "at or above"
+            lines.append(f"{label(v)}: T* = {t:g} (AUROC {auroc:.3f}), {where} ({grid[0]:g} to {grid[-1]:g}), "
+                         f"{side} MSP's T = 1/scale = {res.msp_temperature:.3g}")
+        out["temperature"] = " ".join([head] + ([claims["temperature"]] if "temperature" in claims else [])
+                                      + ["; ".join(lines) + "."])
+
+    text = [head] + ([claims["accuracy_auroc"]] if "accuracy_auroc" in claims else [])
+    acc = accuracy_spread(res)
+    if len(acc):
+        st = {v: _st(acc, v) for v in acc.index}
+        lead = leaders(st)
+        line = (f"Highest ID accuracy at {shots} shots: {label(lead[0])} {pm(*st[lead[0]])}"
+                + (f" (tied within the seed spread: {', '.join(f'{label(v)} {pm(*st[v])}' for v in lead[1:])})"
+                   if len(lead) > 1 else ""))
+        mcm = {v: _st(table, (v, "mcm")) for v in variants if (v, "mcm") in table.index}
+        if mcm:
+            lm = leaders(mcm)
+            line += (f"; highest MCM AUROC: {label(lm[0])} {f3(mcm[lm[0]])}"
+                     + (f" (tied within the seed spread: {', '.join(f'{label(v)} {f3(mcm[v])}' for v in lm[1:])})"
+                        if len(lm) > 1 else ""))
+        text.append(line + ".")
+    out["accuracy"] = " ".join(text)
+
+    text = [head]
+    hv = [v for v in ("zeroshot", "coop") if v in variants]
+    seed = int(res.accuracy["seed"].min()) if len(res.accuracy) else None
+    ood_sets = list(dict.fromkeys(res.ood.loc[res.ood.group == "ood", "set"]))
+    if res.store is not None and seed is not None:
+        from ..scores import mcm as mcm_score
+
+        ranges = []
+        for v in hv:
+            try:
+                arrays = res.sims(v, shots, seed)
+            except KeyError:
+                continue
+            vals = np.concatenate([mcm_score(arrays[f"{k}/sims"].astype(np.float64))
+                                   for k in ["id"] + ood_sets if f"{k}/sims" in arrays])
+            k = arrays["id/sims"].shape[1]
+            ranges.append(f"{label(v)} {vals.min():.3f} to {vals.max():.3f}")
+        if ranges:
+            text.append(f"In the cell drawn (seed {seed}), MCM at T = 1 lies between {'; '.join(ranges)} "
+                        f"(1/K = {1 / k:.3f} for K = {k} classes).")
+    comp = []
+    for v in hv:
+        if (v, "msp") in table.index and (v, "mcm") in table.index:
+            s = compare(*_st(table, (v, "msp")), *_st(table, (v, "mcm")))
+            comp.append(f"{label(v)} MSP {f3(_st(table, (v, 'msp')))} vs MCM {f3(_st(table, (v, 'mcm')))} "
+                        f"({_direction(s, 'MSP higher', 'MSP lower')})")
+    if comp:
+        text.append("Mean OOD AUROC, MSP against MCM at T = 1: " + "; ".join(comp) + ".")
+    out["histograms"] = " ".join(text)
+    return _one_seed(out, n_seeds)

@@ -12,8 +12,9 @@ from ..plotting import method_palette, title_figure
 DISPLAY = {
     "zeroshot": "Zero-shot", "zeroshot_ensemble": "Zero-shot (ensemble)", "linear_probe": "Linear probe",
     "coop": "CoOp", "cocoop": "CoCoOp", "clip_adapter": "CLIP-Adapter", "finetune": "Full FT", "wise_ft": "WiSE-FT",
-    "mcm": "MCM", "msp": "MSP", "max_logit": "max-logit", "energy": "energy", "entropy": "entropy",
-    "variance": "variance", "mahalanobis": "Mahalanobis", "knn": "KNN", "gl_mcm": "GL-MCM",
+    "mcm": "MCM", "msp": "MSP", "max_logit": "max-logit", "energy": "energy", "energy_cos": "energy (cos, T=1)",
+    "entropy": "entropy", "entropy_cos": "entropy (cos, T=1)", "variance": "variance",
+    "variance_cos": "variance (cos, T=1)", "mahalanobis": "Mahalanobis", "knn": "KNN", "gl_mcm": "GL-MCM",
     "near_ood": "near-OOD", "far_ood": "far-OOD", "texture": "texture-only",
 }
 VARIANT_ORDER = ("zeroshot", "zeroshot_ensemble", "linear_probe", "coop", "cocoop", "clip_adapter", "finetune",
@@ -49,7 +50,8 @@ def heatmaps(res, shots: int | None = None):
     ood_sets = _order(res.ood.loc[res.ood.group == "ood", "set"], ("near_ood", "far_ood", "texture"))
     shift_sets = _order(res.ood.loc[res.ood.group == "shift", "set"], ())
     panels = [(s, "ood") for s in ood_sets] + [("OOD mean", "ood")] + [(s, "shift") for s in shift_sets]
-    fig, axes = plt.subplots(2, len(panels), figsize=(3.3 * len(panels) + 1, 7.2), squeeze=False)
+    width = max(3.3, 0.37 * res.ood["scorer"].nunique())  # room for each scorer's annotated column
+    fig, axes = plt.subplots(2, len(panels), figsize=(width * len(panels) + 1, 7.2), squeeze=False)
     for row, (metric, cmap, vmin, vmax) in enumerate((("auroc", "viridis", 0.5, 1.0), ("fpr95", "magma_r", 0, 1))):
         for col, (panel, group) in enumerate(panels):
             t = mean_table(res, shots, metric, group)
@@ -164,14 +166,18 @@ def accuracy_vs_auroc(res, scorer: str = "mcm"):
 def score_histograms(res, variants=("zeroshot", "coop"), scorers=("mcm", "msp"), shots: int | None = None,
                      seed: int | None = None, logit_scale: float = 100.0):
     """Figure 5: distributions of ID and OOD scores (one cell: ``shots``, ``seed``) for each variant and
-    scorer, recomputed from the cell's stored similarities with the study's scorer definitions."""
+    similarity scorer, recomputed from the cell's stored similarities with the study's scorer definitions
+    (scorers registered with ``needs_scale`` get ``logit_scale``, the model's)."""
     import matplotlib.pyplot as plt
 
-    from ..scores import mcm, msp
+    from ..scores import SCORERS, score
 
     shots = shots or max_shots(res)
     seed = seed if seed is not None else int(res.accuracy["seed"].min())
-    fns = {"mcm": lambda s: mcm(s), "msp": lambda s: msp(s, logit_scale=logit_scale)}
+    for scorer in scorers:
+        if SCORERS.meta(scorer)["needs"] != "similarities":
+            raise ValueError(f"score_histograms recomputes scores from similarities; {scorer!r} needs "
+                             f"{SCORERS.meta(scorer)['needs']}")
     fig, axes = plt.subplots(len(scorers), len(variants), figsize=(4.2 * len(variants), 3.0 * len(scorers)),
                              squeeze=False)
     ood_sets = _order(res.ood.loc[res.ood.group == "ood", "set"], ("near_ood", "far_ood", "texture"))
@@ -180,7 +186,8 @@ def score_histograms(res, variants=("zeroshot", "coop"), scorers=("mcm", "msp"),
         arrays = res.sims(v, shots, seed)
         for i, scorer in enumerate(scorers):
             ax = axes[i, j]
-            vals = {k: fns[scorer](arrays[f"{k}/sims"].astype(np.float64)) for k in ["id"] + ood_sets}
+            vals = {k: score(scorer, sims=arrays[f"{k}/sims"].astype(np.float64), logit_scale=logit_scale)
+                    for k in ["id"] + ood_sets}
             lo, hi = min(x.min() for x in vals.values()), max(x.max() for x in vals.values())
             bins = np.linspace(lo, hi, 40)
             for k, x in vals.items():

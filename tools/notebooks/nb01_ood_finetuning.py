@@ -40,7 +40,8 @@ scale = "embedded"        # recipe scale: embedded (CPU budget) or paper (the pa
 methods = ["zeroshot", "zeroshot_ensemble", "linear_probe", "coop", "cocoop", "clip_adapter", "finetune"]
 shots = [1, 2, 4, 8, 16]
 seeds = [1, 2, 3]
-scorers = ["mcm", "msp", "max_logit", "energy", "entropy", "variance", "mahalanobis", "knn", "gl_mcm"]
+scorers = ["mcm", "msp", "max_logit", "energy", "entropy", "variance", "energy_cos", "entropy_cos", "variance_cos",
+           "mahalanobis", "knn", "gl_mcm"]  # *_cos: on raw cosines at T = 1 (MCM code); the others: on logits
 n_train = 1200            # world: training pool the shots are drawn from
 n_test = 600              # ID test images; imagenet: a seeded subset of val, 0 for all
 n_ood = 300               # images per OOD and shift set; imagenet: 0 for all
@@ -87,74 +88,85 @@ results.accuracy.groupby(["variant", "shots"])["id_accuracy"].mean().unstack("sh
 **Claims tested:** (1) the choice of OOD score matters after fine-tuning; (2) MCM is consistently a
 promising score. Each panel is a methods × scores grid at the largest shot count (mean over seeds), per
 OOD set, their mean, and the covariate-shift set (where AUROC near 0.5 is the desired outcome).
-
-**Embedded default run (3 seeds, 16 shots):** claim (1) **supported** — across scores the mean OOD AUROC
-of one method spans up to 0.39 (zero-shot ensemble: energy 0.48 vs max-logit 0.87), and fine-tuning
-reorders the scores (full FT lifts Mahalanobis on texture-only images but drops it under shift). Claim
-(2) **not supported** here: MCM at T = 1 ranks 5th of 9 scores for every method; max-logit (0.88–0.95
-mean AUROC), KNN and Mahalanobis beat it. The reason is the embedded model's small logit scale (22.7):
-at T = 1 the softmax over 30 cosines is nearly flat, and the temperature sweep (Figure 3) shows MCM
-recovering at T ≈ 0.01–0.03. The shift panel shows the other side of the coin: max-logit and energy
-flag paintings of ID classes as OOD (AUROC 0.94–1.0), MCM much less (0.74–0.85).
+The caption under the figure is computed from this run: a score (or method) counts as better than another
+only when the difference of their mean AUROC exceeds the spread over seeds; smaller differences are
+reported as ties.
 """),
     code("""
 fig = figs.heatmaps(results)
 session.save_figure(fig, "01_ood_heatmap")
-claims = ood.verdicts(numbers)
-print(claims.get("score_choice", "")); print(claims.get("mcm_promising", ""))
+claims = ood.verdicts(results, label=figs.name)
+texts = ood.captions(results, claims, label=figs.name)
+session.caption(texts["scores"]);
+"""),
+    md("""
+### Energy, entropy and variance: on the model's logits or on cosines?
+
+`energy`, `entropy` and `variance` are computed on the model's logits, cosine × the model's own logit
+scale (22.7 here, 100 for CLIP), which is where energy is defined: Liu et al., "Energy-based
+out-of-distribution detection" (NeurIPS 2020, Sec. 2), `E(x) = −T·log Σ_k exp(f_k(x)/T)` on a classifier's
+logits `f`, T = 1. The `*_cos` variants compute the same formulas on the raw cosine similarities at
+T = 1, which is what the MCM reference code does (`deeplearning-wisc/MCM`, `utils/detection_util.py`,
+`get_ood_scores_clip`: energy `−T·logsumexp(s/T)`, entropy and variance of `softmax(s/T)`, with `--T`
+defaulting to 1). Energy on logits is energy on cosines at T = 1/scale times the scale, so it ranks images
+like MCM's energy at that temperature; at T = 1 on cosines, `logsumexp_k s_k ≈ log K + mean_k s_k` mostly
+measures how similar an image is to *all* classes at once.
+
+**Which one Ming & Li used: unknown.** The parts of the paper we could consult (the abstract and
+summaries of arXiv 2306.06048) compare MCM with MSP and MS (maximum similarity) and do not say how energy,
+entropy or variance were computed for the fine-tuned models; the code linked for the paper (e.g. in the
+LoCoOp repository's list of follow-up work, `AtsuMiyai/LoCoOp`) is the MCM repository, which has only the
+cosine form. Both are shown; the table below compares them on this run (mean over seeds), and the
+caption counts for how many methods one form beats the other beyond the seed spread.
+"""),
+    code("""
+pairs = [(s, f"{s}_cos") for s in ("energy", "entropy", "variance") if s in scorers and f"{s}_cos" in scorers]
+ood_auroc = figs.mean_table(results).groupby(["variant", "scorer"])["auroc"].mean().unstack("scorer")
+if "score_forms" in texts:
+    session.caption(texts["score_forms"])
+ood_auroc[[c for p in pairs for c in p]].rename(columns=figs.name).round(3)
 """),
     md("""
 ## Figure 2 — OOD detection against the number of shots
 
 **Claim tested:** (3) prompt learning (CoOp, CoCoOp) detects OOD inputs better than zero-shot CLIP,
 already with few shots. AUROC is averaged over the OOD sets; bands are ± one standard deviation over
-seeds.
-
-**Embedded default run:** **supported, weakly.** At 16 shots CoOp raises the mean AUROC over zero-shot
-(single prompt) by +0.015 with MCM (0.690 → 0.705) and +0.025 with MSP (0.776 → 0.800); full FT and
-WiSE-FT gain more (MCM 0.73 / 0.72), while CoCoOp, the linear probe and CLIP-Adapter stay at zero-shot's
-level or below. The gains are small next to the paper's because few-shot training barely moves the
-embedded model's ID accuracy (zero-shot is already 84 %, Figure 4), and the 30-phrase prompt ensemble is
-as good as any trained method with MCM.
+seeds. Zero-shot methods do not train: their spread over seeds is 0 for the similarity scores.
 """),
     code("""
 fig = figs.shots_curves(results, scorers=("mcm", "msp"))
 session.save_figure(fig, "01_auroc_vs_shots")
-print(claims.get("prompt_learning", ""))
+session.caption(texts["shots"]);
 """),
     md("""
 ## Figure 3 — does the best MCM temperature move after fine-tuning?
 
 MCM's temperature T controls how peaked the softmax over cosine similarities is; MSP is MCM at
 T = 1 / logit scale. Ming & Li stress that the score and its temperature must be chosen anew after
-fine-tuning. The sweep runs T from 0.01 to 10 for zero-shot, CoOp and full fine-tuning.
-
-**Embedded default run:** the best T is at or next to the low edge of the grid for all three (zero-shot
-and CoOp T* = 0.01, full FT T* = 0.018), i.e. below MSP's 1/22.7 = 0.044: on this model the curve is
-monotone in T, so the best temperature hardly moves after fine-tuning, and all three curves keep their
-order at every T. Fine-tuning shifts the whole curve up (full FT +0.03 to +0.04 AUROC at every T), which
-supports the paper's broader point that fine-tuning changes OOD detection, not that T must be re-tuned.
+fine-tuning. The sweep runs T from 0.001 to 10 for zero-shot, CoOp and full fine-tuning. A moved best
+temperature counts only when the fine-tuned method's AUROC at its own best T exceeds its AUROC at
+zero-shot's best T by more than the seed spread.
 """),
     code("""
 fig, best_t = figs.temperature_sweep(results, msp_temperature=results.msp_temperature)
 session.save_figure(fig, "01_mcm_temperature")
-claims = ood.verdicts(numbers, best_t)
-print(claims.get("temperature", ""))
+claims = ood.verdicts(results, best_t, label=figs.name)
+texts = ood.captions(results, claims, best_t, label=figs.name)
+if "temperature" in texts:
+    session.caption(texts["temperature"]);
 """),
     md("""
 ## Figure 4 — ID accuracy and OOD detection
 
 Does a method that classifies the ID classes better also detect OOD inputs better? One point per
 method and shot count (mean over seeds), with the Pearson correlation in the caption. The paper reports
-that few-shot prompt learning improves both; a positive trend across methods supports that reading.
-
-**Embedded default run:** **not supported**: Pearson r = −0.18 across methods and shot counts. ID
-accuracy varies within 80–86 % and does not predict MCM AUROC: CoOp at 1–2 shots loses accuracy but
-not AUROC, and WiSE-FT has the best accuracy (85 %) without the best AUROC (full FT's).
+that few-shot prompt learning improves both; a positive trend across methods supports that reading. The
+verdict also computes the correlation within each seed, so that its spread over seeds is known.
 """),
     code("""
 fig = figs.accuracy_vs_auroc(results, scorer="mcm")
 session.save_figure(fig, "01_accuracy_vs_auroc")
+session.caption(texts["accuracy"]);
 """),
     md("""
 ## Figure 5 — what the scores look like
@@ -162,17 +174,17 @@ session.save_figure(fig, "01_accuracy_vs_auroc")
 ID and OOD score distributions for zero-shot and CoOp, with MCM (T = 1) and MSP. With cosine
 similarities in a narrow range, MCM at T = 1 is close to uniform (values near 1/K) yet still ranks
 images; MSP sharpens the softmax. The overlap of the ID and OOD histograms is what AUROC summarises.
-
-**Embedded default run:** at T = 1 every MCM score lies between 0.036 and 0.073 (1/30 = 0.033)
-and the ID and OOD histograms overlap widely; texture-only images split into a well-separated mode and
-one inside the ID range. MSP piles ID images up near 1 and spreads OOD images over 0.2–1, which is why
-it separates them better (AUROC 0.78–0.80 against MCM's 0.69–0.71); after CoOp the ID peak at 1 is
-sharper and the OOD scores spread more evenly.
 """),
     code("""
 fig = figs.score_histograms(results, variants=[v for v in ("zeroshot", "coop") if v in methods],
                             logit_scale=results.logit_scale)
 session.save_figure(fig, "01_score_histograms")
+session.caption(texts["histograms"]);
+"""),
+    md("## Every verdict of this run"),
+    code("""
+for key, text in claims.items():
+    print(f"{key}: {text}")
 """),
     md("## Recorded numbers (checked by the tests)"),
     code("""
