@@ -33,20 +33,78 @@ def test_factor_accuracy_string_and_binary_factors():
         R.factor_accuracy(correct[:-1], table, ["pose"])
 
 
-def test_factor_effective_robustness_fits_each_group_on_logit_axes():
-    rng = np.random.default_rng(1)
-    models = [f"m{i}" for i in range(8)]
-    overall = rng.uniform(0.2, 0.9, 8)
-    rows = [{"entry": m, "factor": f, "value": v, "overall": o, "accuracy": float(np.clip(o + rng.normal(0, 0.05), 0.01, 0.99))}
-            for m, o in zip(models, overall) for f, v in (("size", "small"), ("rotation", "tilted"))]
-    out = R.factor_effective_robustness(pd.DataFrame(rows), overall="overall")
-    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+def _logit(p):
+    return np.log(p / (1 - p))
+
+
+def _er_tables(seed=1, n_base=5, n_zoo=6):
+    """A baseline family and a zoo, one row per (model, factor value); the zoo lies above the baseline trend."""
+    rng = np.random.default_rng(seed)
+    groups = (("size", "small"), ("rotation", "tilted"))
+    def rows(prefix, n, lift):
+        overall = rng.uniform(0.2, 0.9, n)
+        return [{"entry": f"{prefix}{i}", "factor": f, "value": v, "overall": o,
+                 "accuracy": float(np.clip(o - 0.15 + lift + rng.normal(0, 0.04), 0.01, 0.99))}
+                for i, o in enumerate(overall) for f, v in groups]
+    return pd.DataFrame(rows("b", n_base, 0.0)), pd.DataFrame(rows("z", n_zoo, 0.1))
+
+
+def test_effective_robustness_line_is_numpy_polyfit_on_logit_baseline_accuracies():
+    """Brute force: per factor value, np.polyfit on logit-transformed *baseline* accuracies; every zoo row's
+    effective robustness is its accuracy minus the inverse logit of that line (Taori et al. 2020)."""
+    base, zoo = _er_tables()
+    out, lines = R.factor_effective_robustness(zoo, base, overall="overall")
     for (f, v), g in out.groupby(["factor", "value"]):
-        a, b = np.polyfit(logit(g.overall.values), logit(g.accuracy.values), 1)
-        ref = g.accuracy.values - 1 / (1 + np.exp(-(a * logit(g.overall.values) + b)))
+        b = base[(base.factor == f) & (base.value == v)]
+        a, c = np.polyfit(_logit(b.overall.values), _logit(b.accuracy.values), 1)
+        line = lines[(lines.factor == f) & (lines.value == v)].iloc[0]
+        assert line.slope == pytest.approx(a, abs=1e-10) and line.intercept == pytest.approx(c, abs=1e-10)
+        assert line["n_points"] == len(b) and line["transform"] == "logit"
+        ref = g.accuracy.values - 1 / (1 + np.exp(-(a * _logit(g.overall.values) + c)))
         np.testing.assert_allclose(g.effective_robustness.values, ref, atol=1e-10)
-    one = R.factor_effective_robustness(pd.DataFrame(rows[:2]), overall="overall")  # one model: no line
-    assert one.effective_robustness.isna().all()
+        np.testing.assert_allclose(g.predicted.values, g.accuracy.values - ref, atol=1e-10)
+
+
+def test_effective_robustness_is_zero_on_the_baseline_line_and_the_zoo_mean_need_not_be():
+    base, zoo = _er_tables()
+    _, lines = R.factor_effective_robustness(zoo, base, overall="overall")
+    on_line = []
+    for r in lines.itertuples():  # a model exactly on each line, at overall accuracy 0.55
+        y = 1 / (1 + np.exp(-(r.slope * _logit(0.55) + r.intercept)))
+        on_line.append({"entry": "on", "factor": r.factor, "value": r.value, "overall": 0.55, "accuracy": y})
+    out, _ = R.factor_effective_robustness(pd.concat([zoo, pd.DataFrame(on_line)], ignore_index=True), base,
+                                           overall="overall")
+    np.testing.assert_allclose(out[out.entry == "on"].effective_robustness, 0.0, atol=1e-12)
+    zoo_er = out[out.entry != "on"].effective_robustness
+    assert zoo_er.mean() > 0.05  # fitted across the zoo itself, the residuals would average ~0 by construction
+
+
+def test_effective_robustness_line_ignores_zoo_points():
+    base, zoo = _er_tables()
+    out, lines = R.factor_effective_robustness(zoo, base, overall="overall")
+    far = pd.DataFrame([{"entry": "outlier", "factor": "size", "value": "small", "overall": 0.3, "accuracy": 0.95}])
+    out2, lines2 = R.factor_effective_robustness(pd.concat([zoo, far], ignore_index=True), base, overall="overall")
+    pd.testing.assert_frame_equal(lines, lines2)
+    pd.testing.assert_frame_equal(out, out2[out2.entry != "outlier"])
+    # the baseline models measured against their own line average ~0 residual on logit axes, not the zoo
+    lines_b = R.baseline_lines(base, overall="overall")
+    pd.testing.assert_frame_equal(lines, lines_b)
+
+
+def test_effective_robustness_needs_two_valid_baseline_points():
+    base, zoo = _er_tables()
+    one = base[base.entry == "b0"]  # one baseline model: no line, NaN with a note
+    out, lines = R.factor_effective_robustness(zoo, one, overall="overall")
+    assert out.effective_robustness.isna().all() and lines.slope.isna().all()
+    assert all("1 valid baseline point" in n for n in lines.note)
+    edge = base.copy()  # accuracies at 0 or 1 have no logit: they do not count as points
+    edge.loc[edge.entry != "b0", "accuracy"] = 0.0
+    _, lines = R.factor_effective_robustness(zoo, edge, overall="overall")
+    assert lines.slope.isna().all() and (lines.n_points == 1).all()
+    out, lines = R.factor_effective_robustness(zoo, base.iloc[0:0], overall="overall")
+    assert out.effective_robustness.isna().all() and not len(lines)
+    by_set = R.baseline_lines(base.rename(columns={"value": "set"}), by=("set",), overall="overall")
+    assert set(by_set["set"]) == {"small", "tilted"} and by_set.slope.notna().all()
 
 
 def test_shape_bias_axis_matches_counts():
@@ -57,18 +115,21 @@ def test_shape_bias_axis_matches_counts():
     assert r == pytest.approx({"shape_bias": 2 / 4, "shape_decisions": 2 / 6, "texture_decisions": 2 / 6, "n": 6})
 
 
-def test_ood_axis_uses_mcm_or_msp_with_the_models_scale():
+def test_ood_axis_scores_with_mcm_and_msp_at_the_models_scale():
     from clipstudy.metrics import ood_metrics
     from clipstudy.scores import mcm, msp
 
     rng = np.random.default_rng(2)
     s_id, s_ood = rng.normal(0.3, 0.05, (50, 5)), rng.normal(0.25, 0.05, (40, 5))
     s_id[np.arange(50), rng.integers(0, 5, 50)] += 0.1
+    both = {(r["scorer"], r["set"]): r for r in R.ood_axis(s_id, {"far": s_ood, "near": s_ood[:20]}, logit_scale=30.0)}
+    assert set(both) == {("mcm", "far"), ("mcm", "near"), ("msp", "far"), ("msp", "near")}  # both by default
     for scorer, fn in (("mcm", lambda s: mcm(s)), ("msp", lambda s: msp(s, logit_scale=30.0))):
         [row] = R.ood_axis(s_id, {"far": s_ood}, scorer, logit_scale=30.0)
         ref = ood_metrics(fn(s_id), fn(s_ood))
         assert row["set"] == "far" and row["auroc"] == pytest.approx(ref["auroc"])
-        assert row["fpr95"] == pytest.approx(ref["fpr95"])
+        assert row["fpr95"] == pytest.approx(ref["fpr95"]) and both[(scorer, "far")] == row
+    assert R.paper_scorer(True) == "mcm" and R.paper_scorer(False) == "msp"
     with pytest.raises(ValueError, match="'mcm' .* or 'msp'"):
         R.ood_axis(s_id, {"far": s_ood}, "energy")
 
@@ -242,14 +303,20 @@ def test_tiny_study_tables(tiny_run):
                                       "micro-ft"]
     assert res.models.set_index("entry").loc["micro-ft", "prompts"] == "fine-tuned"
     assert set(res.ood.set) == {"near_ood", "far_ood", "texture"}
-    assert set(res.ood[res.ood.entry == "micro-ft"].scorer) == {"msp"} and set(res.ood[res.ood.entry == "micro"].scorer) == {"mcm"}
+    # every entry is scored with both MCM and MSP on every OOD set; the paper's pairing is only a flag
+    assert res.ood.groupby("entry").apply(lambda g: set(zip(g.scorer, g.set)), include_groups=False).map(len).eq(6).all()
+    assert set(res.ood.entry) == set(res.models.entry) and len(res.ood) == 5 * 2 * 3
+    paper = res.ood[res.ood.paper_scorer]
+    assert set(paper[paper.entry == "micro-ft"].scorer) == {"msp"} and set(paper[paper.entry == "micro"].scorer) == {"mcm"}
     assert set(res.calibration.group) == {"id", "shift", "corruption"} and len(res.calibration) == 5 * 2 * (1 + 4 + 4)
     assert set(res.corruptions.kind) == {"common", "geometric"} and len(res.corruptions) == 5 * 4
     assert set(res.factors.factor) <= set(study.factors) and "effective_robustness" in res.factors
     assert res.factors.effective_robustness.notna().any() == (res.factors.overall.nunique() > 1)
     assert len(res.summary) == 5 and res.summary.id_accuracy.between(0, 1).all()
-    for col in ("ood_auroc", "ece_id", "ece_shift_ts", "retrieval_r1", "geometric_relative", "shape_bias"):
+    for col in ("ood_auroc_mcm", "ood_auroc_msp", "ece_id", "ece_shift_ts", "retrieval_r1", "geometric_relative",
+                "shape_bias", "shift_er", "factor_er"):
         assert col in res.summary
+    assert "ood_auroc" not in res.summary  # no column mixes scorers across entries
     # the prompts contrast pairs every zero-shot zoo model; the base contrasts follow the zoo
     from clipstudy.studies import holistic as H
 
@@ -259,9 +326,41 @@ def test_tiny_study_tables(tiny_run):
     table = H.factor_effect_table(res)
     assert table.loc["fine-tuning: FT vs zero-shot", "id_accuracy"] == pytest.approx(
         res.summary.set_index("entry").loc["micro-ft", "id_accuracy"] - res.summary.set_index("entry").loc["micro", "id_accuracy"])
+    # the effect of fine-tuning on OOD detection, within one scorer: brute force from the tidy OOD table
+    o = res.ood
+    for scorer in ("mcm", "msp"):
+        mean = lambda e: o[(o.entry == e) & (o.scorer == scorer)].auroc.mean()  # noqa: E731
+        assert table.loc["fine-tuning: FT vs zero-shot", f"ood_auroc_{scorer}"] == pytest.approx(
+            mean("micro-ft") - mean("micro"))
+    assert not [c for c in table.columns if c.startswith("ood_") and not c.endswith(("_mcm", "_msp"))]
     n = H.key_numbers(res)
     assert n["n_models"] == 3 and n["n_entries"] == 5 and 0 <= n["base_id_accuracy"] <= 1
-    assert set(H.verdicts(n)) >= {"shape_bias", "prompts", "temperature_scaling"}
+    assert n["n_baseline"] == 3 and 0 <= n["base_ood_auroc_mcm"] <= 1 and 0 <= n["base_ood_auroc_msp"] <= 1
+    assert set(H.verdicts(n)) >= {"shape_bias", "prompts", "temperature_scaling", "fine_tuning_ood"}
+
+
+def test_tiny_study_effective_robustness_against_the_baseline_family(tiny_run):
+    """The lines come from the supervised photo-only baseline models alone; every zoo row's effective
+    robustness is its accuracy minus that line (NaN exactly where the line is undefined)."""
+    from clipstudy.studies.zoo import load_baseline
+
+    study, _, res, _ = tiny_run
+    family = load_baseline(study.get_zoo().baseline)
+    assert list(res.baseline_models.entry) == [family.model_name(k) for k in family.steps]
+    assert list(res.baseline_models.steps) == list(family.steps) and res.baseline_models.id_accuracy.between(0, 1).all()
+    assert not set(res.baseline_models.entry) & set(res.models.entry)  # baseline models are not zoo entries
+    pd.testing.assert_frame_equal(res.factor_lines, R.baseline_lines(res.baseline_factors, overall="overall"))
+    pd.testing.assert_frame_equal(res.shift_lines, R.baseline_lines(res.baseline_shift, overall="id_accuracy",
+                                                                    by=("set",)))
+    lines = res.factor_lines.set_index(["factor", "value"])
+    for r in res.factors.itertuples():
+        line = lines.loc[(r.factor, r.value)]
+        if np.isnan(line.slope):
+            assert np.isnan(r.effective_robustness)
+        else:
+            pred = 1 / (1 + np.exp(-(line.slope * _logit(np.clip(r.overall, 1e-6, 1 - 1e-6)) + line.intercept)))
+            assert r.effective_robustness == pytest.approx(r.accuracy - pred, abs=1e-9)
+    assert (res.er_note == "") == bool(res.factor_lines.slope.notna().all() and res.shift_lines.slope.notna().all())
 
 
 def test_rerun_reads_cells_and_retrains_nothing(tiny_run, monkeypatch):
@@ -273,8 +372,10 @@ def test_rerun_reads_cells_and_retrains_nothing(tiny_run, monkeypatch):
     monkeypatch.setattr(P, "pretrain", lambda *a, **k: pytest.fail("a zoo model was pretrained again"))
     monkeypatch.setattr(T, "lr_at", lambda *a, **k: pytest.fail("a zoo model was fine-tuned again"))
     monkeypatch.setattr(H, "evaluate_member", lambda *a, **k: pytest.fail("a stored cell was recomputed"))
+    monkeypatch.setattr(H, "evaluate_baseline", lambda *a, **k: pytest.fail("a stored baseline cell was recomputed"))
     again = H.run_holistic_study(study, store=store, progress=False)
     pd.testing.assert_frame_equal(again.summary, res.summary)
+    pd.testing.assert_frame_equal(again.factor_lines, res.factor_lines)
 
 
 def test_one_feature_pass_per_dataset(tiny_run, monkeypatch):

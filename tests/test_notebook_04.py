@@ -11,7 +11,10 @@ def test_04_smoke(run_notebook):
     records = run_notebook("04")
     assert records["n_models"] == 3 and records["n_entries"] == 5  # 2 zero-shot x 2 prompt sets + 1 fine-tuned
     assert 0 <= records["base_id_accuracy"] <= 1 and 0 <= records["ft_id_accuracy"] <= 1
-    assert 0 <= records["zs_ece_shift_ts"] <= 1 and 0 <= records["single_ood_auroc"] <= 1
+    assert 0 <= records["zs_ece_shift_ts"] <= 1 and 0 <= records["single_ood_auroc_mcm"] <= 1
+    # issue 13: both OOD scorers for every model; a supervised photo-only baseline family for the ER lines
+    assert 0 <= records["base_ood_auroc_msp"] <= 1 and 0 <= records["ft_ood_auroc_mcm"] <= 1
+    assert records["n_baseline"] == 3
 
 
 def test_04_real_path_on_fake_imagenet(run_notebook, tmp_path):
@@ -35,3 +38,4 @@ def test_04_real_path_on_fake_imagenet(run_notebook, tmp_path):
         "benchmark": "imagenet", "data_root": str(root), "severities": [], "n_test": 0, "n_val": 0,
         "models": [["clipstudy-micro", str(a)], ["clipstudy-micro", str(b), "architecture", "other seed"]]})
     assert records["n_models"] == 2 and records["n_entries"] == 4  # 2 models x (single prompt, imagenet80)
+    assert records["n_baseline"] == 0  # no ID training set on the real path: no baseline line (NaN, with a note)

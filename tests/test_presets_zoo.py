@@ -18,3 +18,22 @@ def test_preset_takes_two_training_steps(preset):
     assert batches(0)["images"].shape[-1] == cfg.image_size
     hist = fit(method, batches, TrainConfig(steps=2, lr=cfg.lr, log_every=1, precision=cfg.precision), progress=False)
     assert len(hist) == 2 and all(h["loss"] == h["loss"] for h in hist)  # finite, not NaN
+
+
+@pytest.mark.parametrize("family", ["photo-supervised", "photo-supervised-smoke"])
+def test_baseline_family_takes_two_training_steps(family):
+    """Each baseline family (the holistic study's supervised photo-only models) trains through the same loop."""
+    from clipstudy.experiment import dataset_from_spec, few_shot_set, image_batches
+    from clipstudy.studies import zoo as Z
+
+    fam = Z.load_baseline(family)
+    zoo = next(Z.load_zoo(z) for z in Z.list_zoos() if Z.load_zoo(z).baseline == family)
+    loaded = load_model(Z.baseline_arch(zoo, fam), "random", seed=zoo.seed)
+    pool = dataset_from_spec({"dataset": "world", "split": "train", "n": 16, "classes": "id", "domain": "photo"})
+    train = few_shot_set(pool, None, 0)
+    method = build_method(fam.method, loaded, pool.classnames, seed=zoo.seed)
+    recipe = fam.recipe_for(2)
+    cfg = recipe.train_config(len(train), None, zoo.seed)
+    hist = fit(method, image_batches(loaded, train, min(8, recipe.batch_size), zoo.seed),
+               TrainConfig(steps=2, lr=cfg.lr, log_every=1, precision=cfg.precision), progress=False)
+    assert cfg.steps == 2 and len(hist) == 2 and all(h["loss"] == h["loss"] for h in hist)

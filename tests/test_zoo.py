@@ -131,3 +131,56 @@ def test_derived_models_fine_tune_once(home, monkeypatch):
     assert steps == [] and weights_hash(second.method) == weights_hash(first.method)
     with pytest.raises(ConfigError, match="needs a training set"):
         Z.load_member(zoo, "micro-ft", progress=False)
+
+
+# ---------------------------------------------------------------------------------------------- baseline family
+
+def test_baseline_families_are_data_and_validate(monkeypatch):
+    assert {"photo-supervised", "photo-supervised-smoke"} <= set(Z.list_baselines())
+    assert Z.load_zoo("default").baseline == Z.load_zoo("extended").baseline == "photo-supervised"
+    smoke = Z.load_baseline(Z.load_zoo("smoke").baseline)
+    assert smoke.method == "supervised" and len(smoke.steps) >= 3 and max(smoke.steps) <= 10  # seconds, not minutes
+    default = Z.load_baseline("photo-supervised")
+    assert len(default.steps) >= 3 and list(default.steps) == sorted(default.steps)
+    r = default.recipe_for(default.steps[-1])
+    assert r.method == "supervised" and r.steps == default.steps[-1] and r.params == ()  # the cell's seed drives init
+    assert Z.baseline_arch(Z.load_zoo("default"), default) == "clipstudy-rn-tiny"  # the base model's tower
+    assert Z.baseline_arch(Z.load_zoo("smoke"), smoke) == "clipstudy-micro"
+    assert Z.zoo_from_models([["ViT-B-32", "openai"]]).baseline == ""  # the real path has no baseline family
+    with pytest.raises(UnknownNameError, match="unknown baseline family 'nope'; valid baselines: photo-supervised"):
+        Z.load_baseline("nope")
+    a = Z.ZooModel(name="a", factor="base", preset="zoo-smoke")
+    with pytest.raises(UnknownNameError, match="unknown baseline family"):
+        Z.Zoo("t", (a,), "a", baseline="nope")
+    table = Z.zoo_table()
+    for entry, match in (({"steps": []}, "distinct positive integers"), ({"steps": [2, 2]}, "distinct positive"),
+                         ({"steps": [2], "colour": 1}, "unknown keys \\['colour'\\]"),
+                         ({"steps": [2], "recipe": {"lrr": 1}}, "unknown recipe fields \\['lrr'\\]"),
+                         ({"steps": [2], "method": "nope"}, "unknown method 'nope'")):
+        monkeypatch.setitem(table, "baselines", {"x": entry})
+        with pytest.raises(ConfigError, match=match):
+            Z.load_baseline("x")
+
+
+def test_baseline_models_train_once_through_the_one_loop(home, monkeypatch):
+    import clipstudy.train as T
+    from clipstudy.experiment import dataset_from_spec, few_shot_set
+    from clipstudy.models import weights_hash
+
+    zoo = Z.load_zoo("smoke")
+    family = Z.load_baseline(zoo.baseline)
+    pool = dataset_from_spec({"dataset": "world", "split": "train", "n": 24, "classes": "id", "domain": "photo"})
+    train = few_shot_set(pool, None, 0)
+    fits = []
+    real_fit = T.fit
+    monkeypatch.setattr(T, "fit", lambda *a, **k: fits.append(a[2].steps) or real_fit(*a, **k))
+    first = Z.load_baseline_member(zoo, family, 2, train=train, classnames=pool.classnames, progress=False)
+    assert fits == [2] and first.info["steps"] == 2 and first.entry.name == "supervised@2"
+    assert type(first.method).__name__ == "Supervised" and first.method.seed == zoo.seed
+    steps = []
+    real_lr_at = T.lr_at
+    monkeypatch.setattr(T, "lr_at", lambda step, cfg: steps.append(step) or real_lr_at(step, cfg))
+    second = Z.load_baseline_member(zoo, family, 2, train=train, classnames=pool.classnames, progress=False)
+    assert steps == [] and weights_hash(second.method) == weights_hash(first.method)  # read back, not retrained
+    with pytest.raises(ConfigError, match="ID training set"):
+        Z.load_baseline_member(zoo, family, 2, train=None, classnames=pool.classnames, progress=False)

@@ -5,9 +5,12 @@ features) and of a zoo's summary table.
 Axis -> function (papers.md §3.2 numbering in brackets):
 
 * visual-factor robustness [1]: :func:`factor_accuracy` (accuracy per factor value) and
-  :func:`factor_effective_robustness` (factor accuracy minus a line fitted across models on logit axes);
+  :func:`factor_effective_robustness` (factor accuracy minus a line fitted on logit axes across a baseline
+  family only, as Taori et al. 2020 fit it on standard ImageNet models: :func:`baseline_lines`,
+  :func:`apply_lines`);
 * shape bias [1b]: :func:`shape_bias_axis`;
-* OOD detection [2]: :func:`ood_axis` (MCM for zero-shot, MSP for fine-tuned models);
+* OOD detection [2]: :func:`ood_axis` (MCM and MSP for every model; the paper's pairing, MCM for zero-shot
+  and MSP for fine-tuned models, is :func:`paper_scorer`);
 * calibration [3]: :func:`calibration_axis` (ECE-15 and NLL before/after ID temperature scaling);
 * image-text bridging [4]: :func:`retrieval_axis` (recall@K both ways);
 * corruptions [5b]: :func:`corruption_summary` (common vs geometric, the 3D-corruption analogue);
@@ -24,7 +27,8 @@ import numpy as np
 
 from ..metrics import as_numpy, effective_robustness, ece, nll, ood_metrics, shape_bias
 
-__all__ = ["factor_accuracy", "factor_effective_robustness", "shape_bias_axis", "ood_axis", "calibration_axis",
+__all__ = ["factor_accuracy", "factor_effective_robustness", "baseline_lines", "apply_lines", "line_prediction",
+           "shape_bias_axis", "ood_axis", "OOD_SCORERS", "paper_scorer", "calibration_axis",
            "retrieval_axis", "corruption_summary", "factor_effects", "lmm_axis", "LMMAxisUnavailable"]
 
 
@@ -63,27 +67,88 @@ def factor_accuracy(correct, factor_table: Sequence[Mapping], factors: Sequence[
     return rows
 
 
-def factor_effective_robustness(table, overall: str = "id_accuracy", accuracy: str = "accuracy",
-                                by: Sequence[str] = ("factor", "value"), transform: str = "logit"):
-    """Effective robustness of each model on each factor value (Tu et al. axis 1, after Taori et al. 2020):
-    within each ``by`` group, ``accuracy`` minus the line fitted across the group's models (one row each)
-    of ``logit(accuracy)`` on ``logit(overall)`` (:func:`clipstudy.metrics.effective_robustness`).
+def _valid_points(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Points a logit/probit line can be fitted on: finite accuracies strictly inside (0, 1) (at 0 or 1 the
+    transformed accuracy is infinite)."""
+    return np.isfinite(x) & np.isfinite(y) & (x > 0) & (x < 1) & (y > 0) & (y < 1)
 
-    ``table`` is a DataFrame with one row per (model, factor, value). Returns a copy with columns
-    ``predicted`` and ``effective_robustness`` (NaN where a group has fewer than two distinct overall
-    accuracies, so no line can be fitted).
-    """
+
+def baseline_lines(baseline, overall: str = "overall", accuracy: str = "accuracy",
+                   by: Sequence[str] = ("factor", "value"), transform: str = "logit", min_points: int = 2):
+    """The effective-robustness lines of Taori et al. 2020 (a linear trend fitted to the logit-transformed
+    accuracies of standard ImageNet-trained models; Tu et al. axis 1 follow them), fitted on a
+    **baseline family only**: within each ``by`` group of ``baseline`` (a DataFrame with one row per baseline
+    model and group), least squares of ``f(accuracy)`` on ``f(overall)`` with ``f`` = ``transform`` (logit
+    by default; :func:`clipstudy.metrics.effective_robustness`).
+
+    Only points with both accuracies strictly inside (0, 1) count (:func:`_valid_points`). Returns a
+    DataFrame with the ``by`` columns, ``slope``, ``intercept``, ``n_points`` (valid baseline points),
+    ``transform`` and ``note``; ``slope`` and ``intercept`` are NaN (and ``note`` says why) where fewer than
+    ``min_points`` valid points with two distinct overall accuracies remain, so no line can be fitted."""
+    import pandas as pd
+
+    rows = []
+    if baseline is None or not len(baseline):
+        return pd.DataFrame(columns=[*by, "slope", "intercept", "n_points", "transform", "note"])
+    for key, g in baseline.groupby(list(by), sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        x, y = g[overall].to_numpy(float), g[accuracy].to_numpy(float)
+        ok = _valid_points(x, y)
+        row = dict(zip(by, key), slope=np.nan, intercept=np.nan, n_points=int(ok.sum()), transform=transform,
+                   note="")
+        if ok.sum() < max(2, min_points) or len(np.unique(x[ok])) < 2:
+            row["note"] = (f"no line: {int(ok.sum())} valid baseline point(s) (accuracies strictly inside (0, 1)) "
+                           f"with {len(np.unique(x[ok]))} distinct {overall} accuracies; need {max(2, min_points)}")
+        else:
+            fit = effective_robustness(x[ok], y[ok], transform=transform)
+            row["slope"], row["intercept"] = fit["slope"], fit["intercept"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def line_prediction(x, slope: float, intercept: float, transform: str = "logit", clip: float = 1e-6) -> np.ndarray:
+    """Accuracy the line predicts at overall accuracy ``x``: ``f^{-1}(slope f(x) + intercept)`` (``f`` clipped
+    at ``clip`` as :func:`clipstudy.metrics.effective_robustness` does); NaN where the line is undefined."""
+    from ..metrics import _axis_forward, _axis_inverse
+
+    x = np.asarray(x, float)
+    if not (np.isfinite(slope) and np.isfinite(intercept)):
+        return np.full(x.shape, np.nan)
+    return _axis_inverse(slope * _axis_forward(x, transform, clip) + intercept, transform)
+
+
+def apply_lines(table, lines, overall: str = "overall", accuracy: str = "accuracy",
+                by: Sequence[str] = ("factor", "value")):
+    """Effective robustness against fitted lines: a copy of ``table`` with ``predicted`` (the line of the
+    row's ``by`` group at its ``overall`` accuracy, :func:`line_prediction`) and ``effective_robustness`` =
+    ``accuracy - predicted`` (effective robustness, Taori et al. 2020), NaN where the group has no line."""
     out = table.copy()
     out["predicted"] = np.nan
     out["effective_robustness"] = np.nan
-    for _, g in out.groupby(list(by), sort=False):
-        x, y = g[overall].to_numpy(float), g[accuracy].to_numpy(float)
-        if len(np.unique(x)) < 2:
+    if not len(out) or lines is None or not len(lines):
+        return out
+    fitted = {tuple(r[b] for b in by): r for r in lines.to_dict("records")}
+    for key, g in out.groupby(list(by), sort=False):
+        line = fitted.get(key if isinstance(key, tuple) else (key,))
+        if line is None:
             continue
-        r = effective_robustness(x, y, transform=transform)
-        out.loc[g.index, "predicted"] = r["predicted"]
-        out.loc[g.index, "effective_robustness"] = r["residuals"]
+        pred = line_prediction(g[overall].to_numpy(float), line["slope"], line["intercept"], line["transform"])
+        out.loc[g.index, "predicted"] = pred
+        out.loc[g.index, "effective_robustness"] = g[accuracy].to_numpy(float) - pred
     return out
+
+
+def factor_effective_robustness(table, baseline, overall: str = "overall", accuracy: str = "accuracy",
+                                by: Sequence[str] = ("factor", "value"), transform: str = "logit"):
+    """Effective robustness of each model on each factor value (Tu et al. axis 1, after Taori et al. 2020):
+    ``accuracy`` minus the line fitted on the **baseline family** ``baseline`` only (:func:`baseline_lines`,
+    logit axes), so a model on the baseline trend scores 0 and the zoo's mean need not be 0.
+
+    ``table`` and ``baseline`` are DataFrames with one row per (model, factor, value). Returns
+    ``(table with predicted and effective_robustness, lines)``; NaN where a group's line could not be fitted
+    (fewer than two valid baseline points)."""
+    lines = baseline_lines(baseline, overall=overall, accuracy=accuracy, by=by, transform=transform)
+    return apply_lines(table, lines, overall=overall, accuracy=accuracy, by=by), lines
 
 
 def shape_bias_axis(predictions, shape_labels, texture_labels) -> dict:
@@ -98,21 +163,37 @@ def shape_bias_axis(predictions, shape_labels, texture_labels) -> dict:
             "texture_decisions": float(np.mean(pred[keep] == t[keep])), "n": int(keep.sum())}
 
 
-def ood_axis(id_sims, ood_sims: Mapping[str, object], scorer: str, logit_scale: float = 100.0) -> list[dict]:
-    """OOD detection of one model (Tu et al. axis 2; papers.md §3.2): ``scorer`` ``"mcm"`` (zero-shot models,
-    MCM at T = 1) or ``"msp"`` (fine-tuned models: max softmax of ``logit_scale * sims``) on raw cosine
-    similarities, ID positive, higher = more ID (MCM ``get_measures``, papers.md §0.3). Returns one row per
-    OOD set: ``{set, scorer, auroc, fpr95, aupr_in}``."""
+OOD_SCORERS = ("mcm", "msp")
+"""Every model is scored with both (so a factor's effect on OOD detection is measured within one scorer)."""
+
+
+def paper_scorer(zero_shot: bool) -> str:
+    """Tu et al.'s pairing (axis 2, OOD detection): MCM for zero-shot models, MSP for fine-tuned ones. A
+    labelled view only: comparing models across the two mixes the scorer's effect into the model's."""
+    return "mcm" if zero_shot else "msp"
+
+
+def ood_axis(id_sims, ood_sims: Mapping[str, object], scorers=OOD_SCORERS, logit_scale: float = 100.0) -> list[dict]:
+    """OOD detection of one model (Tu et al. axis 2) with each of ``scorers``: ``"mcm"``
+    (MCM at T = 1 on raw cosine similarities, Ming et al. 2022) and ``"msp"`` (max softmax of
+    ``logit_scale * sims``, the model's own logit scale; Hendrycks & Gimpel 2017); ID positive, higher =
+    more ID (``get_measures`` of the MCM repository, deeplearning-wustl/MCM). ``scorers`` is a name or a
+    sequence of names. Returns one row per (scorer, OOD set): ``{set, scorer, auroc, fpr95, aupr_in}``."""
     from ..scores import mcm, msp
 
     fns = {"mcm": lambda s: mcm(s), "msp": lambda s: msp(s, logit_scale=logit_scale)}
-    if scorer not in fns:
-        raise ValueError(f"the holistic study scores OOD with 'mcm' (zero-shot) or 'msp' (fine-tuned), got {scorer!r}")
-    id_scores = fns[scorer](id_sims)
+    scorers = (scorers,) if isinstance(scorers, str) else tuple(scorers)
+    bad = [s for s in scorers if s not in fns]
+    if bad or not scorers:
+        raise ValueError(f"the holistic study scores OOD with 'mcm' (MCM, T = 1) or 'msp' (MSP at the model's logit "
+                         f"scale), both by default; got {bad or scorers!r}")
     rows = []
-    for name, sims in ood_sims.items():
-        m = ood_metrics(id_scores, fns[scorer](sims))
-        rows.append({"set": name, "scorer": scorer, "auroc": m["auroc"], "fpr95": m["fpr95"], "aupr_in": m["aupr_in"]})
+    for scorer in scorers:
+        id_scores = fns[scorer](id_sims)
+        for name, sims in ood_sims.items():
+            m = ood_metrics(id_scores, fns[scorer](sims))
+            rows.append({"set": name, "scorer": scorer, "auroc": m["auroc"], "fpr95": m["fpr95"],
+                         "aupr_in": m["aupr_in"]})
     return rows
 
 

@@ -9,12 +9,20 @@ Protocol (papers.md §3.2, reconstructed where the paper's is not known, and sca
 * every classification is over the ID classes; each model is encoded once per dataset (cached features,
   :func:`clipstudy.features.extract_features`) and every axis is a function of those features
   (:mod:`clipstudy.analysis.robustness`): accuracy per nuisance-factor value and its effective robustness,
-  shape bias on cue-conflict images, OOD detection (MCM for zero-shot, MSP for fine-tuned models), ECE-15
+  shape bias on cue-conflict images, OOD detection (every model with both MCM and MSP; the paper's pairing,
+  MCM for zero-shot and MSP for fine-tuned models, only as a labelled view), ECE-15
   and NLL before/after temperature scaling fitted on ID validation data (ID, domain shifts, corruptions),
   image-text recall@K, and accuracy per corruption and severity (geometric corruptions stand in for the
   paper's 3D corruptions);
-* one result cell per zoo model (all prompt sets inside) in a :class:`~clipstudy.results.ResultStore`,
-  skipped when present: a rerun reads the cells back and retrains nothing.
+* effective robustness (per factor value against the factor set's accuracy, per domain shift against ID
+  accuracy) is measured against lines fitted on logit axes across the zoo's **baseline family** only, as
+  Taori et al. (2020) fit them on standard ImageNet-trained models: supervised classifiers trained on the
+  ID photos alone at several step budgets (:func:`clipstudy.studies.zoo.load_baseline_member`), so a model on
+  the baseline trend scores 0 and the zoo's mean need not be 0; with fewer than two valid baseline points a
+  line is undefined and effective robustness is NaN (:attr:`HolisticResults.er_note` says why);
+* one result cell per zoo model (all prompt sets inside) and per baseline model in a
+  :class:`~clipstudy.results.ResultStore`, skipped when present: a rerun reads the cells back and retrains
+  nothing.
 """
 from __future__ import annotations
 
@@ -28,7 +36,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..registry import Registry
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: both OOD scorers for every model; effective robustness against the baseline family
 DEFAULT_PROMPTS = {"single": "photo", "ensemble": "world"}
 ROLES = ("train", "id", "val", "factors", "shift", "ood", "cue_conflict", "corruptions", "retrieval")
 GROUP_ROLES = ("shift", "ood", "corruptions", "retrieval")
@@ -315,14 +323,14 @@ class FeatureBank:
         return (s if columns is None else s[:, columns]), fs.labels.numpy()
 
 
-def member_heads(study: HolisticStudy, member, classnames) -> list[tuple[str, Any, str]]:
-    """``(prompts label, method, OOD scorer)`` per evaluated head: every prompt set for a zero-shot model
-    (MCM, papers.md §3.2 axis 2), the trained head for a fine-tuned one (MSP)."""
+def member_heads(study: HolisticStudy, member, classnames) -> list[tuple[str, Any]]:
+    """``(prompts label, method)`` per evaluated head: every prompt set for a zero-shot model, the trained
+    head for a fine-tuned one. Every head is scored for OOD detection with both MCM and MSP."""
     from ..methods import build_method
 
     if member.method is not None:
-        return [("fine-tuned", member.method, "msp")]
-    return [(label, build_method("zeroshot", member.loaded, classnames, templates=t), "mcm")
+        return [("fine-tuned", member.method)]
+    return [(label, build_method("zeroshot", member.loaded, classnames, templates=t))
             for label, t in study.prompts.items()]
 
 
@@ -333,18 +341,19 @@ def evaluate_member(study: HolisticStudy, data: StudyData, member, progress: boo
     bank = FeatureBank(member, progress, cache)
     retrieval = {name: retrieval_metrics(study, member, bank, ds) for name, ds in data.items("retrieval").items()}
     variants = []
-    for label, method, scorer in member_heads(study, member, data.classnames):
+    for label, method in member_heads(study, member, data.classnames):
         templates = study.prompts.get(label, study.prompts[study.default_prompts])
-        row = {"prompts": label, "scorer": scorer, "scale": float(method.scale)}
+        row = {"prompts": label, "scale": float(method.scale)}
         row.update(classification_axes(study, data, bank, method, templates))
-        row.update(ood_calibration_axes(study, data, bank, method, scorer))
+        row.update(ood_calibration_axes(study, data, bank, method))
         row["retrieval"] = retrieval
         variants.append(row)
     return {"variants": variants, "info": member.info, "seconds": round(time.time() - t0, 2)}
 
 
-def classification_axes(study: HolisticStudy, data: StudyData, bank: FeatureBank, method, templates) -> dict:
-    """ID accuracy, accuracy per factor value, per domain shift and per corruption, and the shape bias."""
+def accuracy_axes(study: HolisticStudy, data: StudyData, bank: FeatureBank, method) -> dict:
+    """ID accuracy, the factor set's accuracy and accuracy per factor value, and accuracy per domain shift:
+    what the effective-robustness lines need (zoo and baseline models alike)."""
     from ..analysis.robustness import factor_accuracy
 
     id_ds = data.sets["id"]
@@ -356,6 +365,13 @@ def classification_axes(study: HolisticStudy, data: StudyData, bank: FeatureBank
     out["factors"] = factor_accuracy(fs.argmax(1) == fy, list(fac.factor_table()), study.factors) \
         if hasattr(fac, "factor_table") else []
     out["shift_accuracy"] = {n: _accuracy(bank, method, id_ds, ds, n) for n, ds in data.items("shift").items()}
+    return out
+
+
+def classification_axes(study: HolisticStudy, data: StudyData, bank: FeatureBank, method, templates) -> dict:
+    """:func:`accuracy_axes`, accuracy per corruption, and the shape bias."""
+    id_ds = data.sets["id"]
+    out = accuracy_axes(study, data, bank, method)
     specs = study.sets.get("corruptions", {})
     out["corruptions"] = [{"corruption": specs[n]["corruption"], "severity": int(specs[n]["severity"]),
                            "accuracy": _accuracy(bank, method, id_ds, ds, n)}
@@ -384,15 +400,18 @@ def shape_metrics(bank: FeatureBank, method, cue, id_ds, templates) -> dict:
     return shape_bias_axis(s.argmax(1), y, texture)
 
 
-def ood_calibration_axes(study: HolisticStudy, data: StudyData, bank: FeatureBank, method, scorer: str) -> dict:
-    """OOD detection (ID test vs each OOD set) and calibration before/after temperature scaling fitted on
-    the ID validation set, on the ID test set, every domain shift and every corruption."""
-    from ..analysis.robustness import calibration_axis, ood_axis
+def ood_calibration_axes(study: HolisticStudy, data: StudyData, bank: FeatureBank, method) -> dict:
+    """OOD detection (ID test vs each OOD set) with both MCM and MSP (MSP at the head's own logit scale), so
+    that every factor effect on OOD detection is measured within one scorer; and calibration before/after
+    temperature scaling fitted on the ID validation set, on the ID test set, every domain shift and every
+    corruption."""
+    from ..analysis.robustness import OOD_SCORERS, calibration_axis, ood_axis
+    from ..calibration import warn_if_at_bound
 
     id_ds, scale = data.sets["id"], float(method.scale)
     s_id, y_id = bank.sims(method, id_ds)
     ood = {n: bank.sims(method, ds)[0] for n, ds in data.items("ood").items()}
-    out = {"ood": ood_axis(s_id, ood, scorer, logit_scale=scale) if ood else []}
+    out = {"ood": ood_axis(s_id, ood, OOD_SCORERS, logit_scale=scale) if ood else []}
     s_val, y_val = bank.sims(method, data.sets["val"], class_columns(id_ds, data.sets["val"]))
     sets, groups = {"id": (scale * s_id, y_id)}, {"id": "id"}
     for role, group in (("shift", "shift"), ("corruptions", "corruption")):
@@ -401,6 +420,7 @@ def ood_calibration_axes(study: HolisticStudy, data: StudyData, bank: FeatureBan
             sets[n], groups[n] = (scale * s, y), group
     T, rows = calibration_axis(scale * s_val, y_val, sets, n_bins=study.n_bins, bounds=tuple(study.ts_bounds))
     out["temperature"] = T
+    out["ts_at_bound"] = warn_if_at_bound(T, "holistic calibration axis", *tuple(study.ts_bounds))
     out["calibration"] = [{**r, "group": groups[r["set"]]} for r in rows]
     return out
 
@@ -455,6 +475,16 @@ def _unwrap(ds) -> tuple[Any, np.ndarray]:
             return ds, idx
 
 
+def evaluate_baseline(study: HolisticStudy, data: StudyData, member, progress: bool = True,
+                      cache: bool = True) -> dict:
+    """The axes the effective-robustness lines need (:func:`accuracy_axes`) for one baseline model."""
+    t0 = time.time()
+    bank = FeatureBank(member, progress, cache)
+    row = {"prompts": "supervised", "scale": float(member.method.scale)}
+    row.update(accuracy_axes(study, data, bank, member.method))
+    return {"variants": [row], "info": member.info, "seconds": round(time.time() - t0, 2)}
+
+
 # --------------------------------------------------------------------------- running
 
 def run_holistic_study(study: HolisticStudy, store=None, progress: bool = True, data: StudyData | None = None):
@@ -477,9 +507,46 @@ def run_holistic_study(study: HolisticStudy, store=None, progress: bool = True, 
             bases[name] = member
         spec = cell_spec(study, data, zoo, member)
         records.append((spec, store.run(spec, lambda: evaluate_member(study, data, member, progress))))
-    res = HolisticResults.from_records(records, zoo, study)
+    baseline, note = run_baseline(study, data, zoo, store, progress)
+    res = HolisticResults.from_records(records, zoo, study, baseline=baseline, baseline_note=note)
     res.n_classes = len(data.classnames)
     return res
+
+
+def run_baseline(study: HolisticStudy, data: StudyData, zoo, store, progress: bool = True) -> tuple[list, str]:
+    """Train (on demand, cached) and evaluate every model of the zoo's baseline family; returns its
+    ``(spec, metrics)`` records and a note when there is no baseline family to fit lines on."""
+    from tqdm.auto import tqdm
+
+    from .zoo import load_baseline, load_baseline_member
+
+    if not zoo.baseline:
+        return [], (f"zoo {zoo.name!r} has no baseline family (supervised models trained on the ID photos), so no "
+                    "effective-robustness line can be fitted; effective robustness is NaN")
+    if data.train is None:
+        return [], ("the study has no ID training set ('train') to train the baseline family on, so no "
+                    "effective-robustness line can be fitted; effective robustness is NaN")
+    family = load_baseline(zoo.baseline)
+    records = []
+    for steps in tqdm(family.steps, desc=f"baseline {family.name}", disable=not progress):
+        member = load_baseline_member(zoo, family, steps, train=data.train, classnames=data.classnames,
+                                      device=study.device, progress=progress)
+        spec = baseline_cell_spec(study, data, zoo, family, member)
+        records.append((spec, store.run(spec, lambda: evaluate_baseline(study, data, member, progress))))
+    return records, ""
+
+
+def baseline_cell_spec(study: HolisticStudy, data: StudyData, zoo, family, member) -> dict:
+    """The identity of one baseline model's cell: its family, budget, trained weights and the evaluation sets."""
+    from .. import __version__
+    from ..models import weights_hash
+
+    sets = {role: {n: ds.cache_key for n, ds in data.items(role).items()}
+            for role in ("id", "factors", "shift") if role in study.sets}
+    return {"experiment": "holistic-baseline", "model": member.entry.name, "zoo": zoo.name, "family": family.name,
+            "steps": member.entry.steps, "arch": member.entry.arch, "recipe": dict(family.recipe),
+            "seed": zoo.seed, "method_weights": weights_hash(member.method), "eval_sets": sets,
+            "factors": list(study.factors), "protocol": PROTOCOL_VERSION, "clipstudy": __version__}
 
 
 def cell_spec(study: HolisticStudy, data: StudyData, zoo, member) -> dict:
@@ -498,10 +565,11 @@ def cell_spec(study: HolisticStudy, data: StudyData, zoo, member) -> dict:
 
 # --------------------------------------------------------------------------- tidy results
 
-SUMMARY_METRICS = ("id_accuracy", "shift_accuracy", "factor_er", "shape_bias", "ood_auroc", "ood_fpr95", "ece_id",
-                   "ece_id_ts", "ece_shift", "ece_shift_ts", "nll_shift", "nll_shift_ts", "ece_corruption_ts",
-                   "retrieval_r1", "retrieval_r5", "common_accuracy", "geometric_accuracy", "common_relative",
-                   "geometric_relative", "geometric_accuracy_high")
+SUMMARY_METRICS = ("id_accuracy", "shift_accuracy", "shift_er", "factor_er", "shape_bias", "ood_auroc_mcm",
+                   "ood_auroc_msp", "ood_fpr95_mcm", "ood_fpr95_msp", "ece_id", "ece_id_ts", "ece_shift",
+                   "ece_shift_ts", "nll_shift", "nll_shift_ts", "ece_corruption_ts", "retrieval_r1", "retrieval_r5",
+                   "common_accuracy", "geometric_accuracy", "common_relative", "geometric_relative",
+                   "geometric_accuracy_high")
 
 
 @dataclass
@@ -510,10 +578,18 @@ class HolisticResults:
     default prompt set keeps the model's name, others are ``<model>+<prompts>``).
 
     ``models`` (entry, model, prompts, factor, value, kind, zero_shot, id_accuracy, train_minutes, steps),
-    ``factors`` (entry, factor, value, accuracy, n, overall, effective_robustness), ``shape``, ``ood`` (set,
-    auroc, fpr95), ``calibration`` (set, group, scaled, ece, nll, accuracy), ``retrieval`` (set, i2t@k,
-    t2i@k), ``corruptions`` (corruption, severity, kind, accuracy), ``shift`` (set, accuracy) and
-    ``summary`` (one row per entry, :data:`SUMMARY_METRICS`).
+    ``factors`` (entry, factor, value, accuracy, n, overall, predicted, effective_robustness), ``shape``,
+    ``ood`` (set, scorer in {mcm, msp} for every entry, paper_scorer: whether the row's scorer is Tu et al.'s
+    choice for the entry, auroc, fpr95, aupr_in), ``calibration`` (set, group, scaled, ece, nll, accuracy),
+    ``retrieval`` (set, i2t@k, t2i@k), ``corruptions`` (corruption, severity, kind, accuracy), ``shift`` (set,
+    accuracy, id_accuracy, predicted, effective_robustness) and ``summary`` (one row per entry,
+    :data:`SUMMARY_METRICS`).
+
+    The baseline family the effective-robustness lines are fitted on: ``baseline_models`` (entry, steps,
+    id_accuracy, factor_set_accuracy, train_minutes), ``baseline_factors`` and ``baseline_shift`` (as
+    ``factors`` and ``shift``, with each baseline model's own residual), the lines ``factor_lines`` (factor,
+    value) and ``shift_lines`` (set) with slope, intercept (logit axes), n_points and note, and ``er_note``:
+    empty, or why some or all lines are undefined.
     """
 
     models: Any
@@ -528,12 +604,17 @@ class HolisticResults:
     zoo: Any
     default_prompts: str = "single"
     n_classes: int = 0
+    baseline_models: Any = None
+    baseline_factors: Any = None
+    baseline_shift: Any = None
+    factor_lines: Any = None
+    shift_lines: Any = None
+    er_note: str = ""
 
     @classmethod
-    def from_records(cls, records, zoo, study: HolisticStudy) -> "HolisticResults":
+    def from_records(cls, records, zoo, study: HolisticStudy, baseline=(),
+                     baseline_note: str = "") -> "HolisticResults":
         import pandas as pd
-
-        from ..analysis.robustness import factor_effective_robustness
 
         rows = {k: [] for k in ("models", "factors", "shape", "ood", "calibration", "retrieval", "corruptions",
                                 "shift")}
@@ -542,11 +623,15 @@ class HolisticResults:
             for v in metrics["variants"]:
                 _collect(rows, entry, v, metrics.get("info", {}), study)
         t = {k: pd.DataFrame(v) for k, v in rows.items()}
-        if len(t["factors"]):
-            t["factors"] = factor_effective_robustness(t["factors"], overall="overall")
+        b = baseline_tables(baseline)
+        if len(t["shift"]):
+            t["shift"] = t["shift"].merge(t["models"][["entry", "id_accuracy"]], on="entry", how="left")
+        er = effective_robustness_tables(t["factors"], t["shift"], b, baseline_note)
+        t["factors"], t["shift"] = er.pop("factors"), er.pop("shift")
         t["corruptions"]["kind"] = np.where(t["corruptions"]["corruption"].isin(study.geometric), "geometric",
                                             "common") if len(t["corruptions"]) else []
-        return cls(**t, summary=summarize(t, study), zoo=zoo, default_prompts=study.default_prompts)
+        return cls(**t, summary=summarize(t, study), zoo=zoo, default_prompts=study.default_prompts,
+                   baseline_models=b["models"], **er)
 
     def entries(self, zero_shot: bool | None = None, prompts: str | None = None) -> list[str]:
         m = self.models
@@ -557,11 +642,69 @@ class HolisticResults:
         return list(m.entry)
 
 
+def baseline_tables(records) -> dict:
+    """The baseline family's cells as tidy tables: ``models`` (entry, steps, id_accuracy, factor_set_accuracy,
+    train_minutes), ``factors`` (entry, factor, value, accuracy, n, overall), ``shift`` (entry, set, accuracy,
+    id_accuracy)."""
+    import pandas as pd
+
+    models, factors, shift = [], [], []
+    for spec, metrics in records:
+        for v in metrics["variants"]:
+            key = {"entry": spec["model"]}
+            models.append({**key, "steps": spec["steps"], "id_accuracy": v["id_accuracy"],
+                           "factor_set_accuracy": v["factor_set_accuracy"],
+                           "train_minutes": metrics.get("info", {}).get("train_minutes")})
+            factors += [{**key, **r, "overall": v["factor_set_accuracy"]} for r in v["factors"]]
+            shift += [{**key, "set": n, "accuracy": a, "id_accuracy": v["id_accuracy"]}
+                      for n, a in v["shift_accuracy"].items()]
+    cols = {"models": ["entry", "steps", "id_accuracy", "factor_set_accuracy", "train_minutes"],
+            "factors": ["entry", "factor", "value", "accuracy", "n", "overall"],
+            "shift": ["entry", "set", "accuracy", "id_accuracy"]}
+    return {k: pd.DataFrame(rows, columns=None if rows else cols[k])
+            for k, rows in (("models", models), ("factors", factors), ("shift", shift))}
+
+
+def effective_robustness_tables(factors, shift, baseline: dict, note: str = "") -> dict:
+    """Effective robustness of every zoo entry and baseline model against the lines fitted on the baseline
+    family only (:func:`clipstudy.analysis.robustness.factor_effective_robustness`, logit axes): per factor
+    value against the factor set's accuracy, per domain shift against ID accuracy (Taori et al. 2020)."""
+    from ..analysis.robustness import apply_lines, baseline_lines
+
+    out = {}
+    for name, table, base, by, overall in (("factor", factors, baseline["factors"], ("factor", "value"), "overall"),
+                                           ("shift", shift, baseline["shift"], ("set",), "id_accuracy")):
+        lines = baseline_lines(base, overall=overall, by=by)
+        plural = "factors" if name == "factor" else "shift"
+        out[plural] = apply_lines(table, lines, overall=overall, by=by) if len(table) else table
+        out[f"baseline_{plural}"] = apply_lines(base, lines, overall=overall, by=by)
+        out[f"{name}_lines"] = lines
+    if not note:
+        n_models = baseline["models"]["entry"].nunique() if len(baseline["models"]) else 0
+        lines = [out["factor_lines"], out["shift_lines"]]
+        total = sum(len(x) for x in lines)
+        missing = sum(int(x["slope"].isna().sum()) for x in lines if len(x))
+        if n_models < 2:
+            note = (f"the baseline family has {n_models} model(s); a line needs at least 2, so effective "
+                    "robustness is NaN")
+        elif total and missing == total:
+            note = (f"no effective-robustness line could be fitted: none of the {total} factor values and shifts "
+                    f"has 2 baseline points with accuracies strictly inside (0, 1) and distinct x; effective "
+                    "robustness is NaN")
+        elif missing:
+            note = (f"{missing} of {total} effective-robustness lines are undefined (fewer than 2 valid baseline "
+                    "points); their effective robustness is NaN")
+    out["er_note"] = note
+    return out
+
+
 def entry_name(model: str, prompts: str, default: str) -> str:
     return model if prompts in (default, "fine-tuned") else f"{model}+{prompts}"
 
 
 def _collect(rows: dict, entry, v: dict, info: dict, study: HolisticStudy) -> None:
+    from ..analysis.robustness import paper_scorer
+
     name = entry_name(entry.name, v["prompts"], study.default_prompts)
     key = {"entry": name}
     rows["models"].append({**key, "model": entry.name, "prompts": v["prompts"], "factor": entry.factor,
@@ -571,24 +714,29 @@ def _collect(rows: dict, entry, v: dict, info: dict, study: HolisticStudy) -> No
     rows["factors"] += [{**key, **r, "overall": v["factor_set_accuracy"]} for r in v["factors"]]
     if "shape" in v:
         rows["shape"].append({**key, **v["shape"]})
-    rows["ood"] += [{**key, **r} for r in v["ood"]]
-    rows["calibration"] += [{**key, **r, "temperature": v["temperature"]} for r in v["calibration"]]
+    rows["ood"] += [{**key, **r, "paper_scorer": r["scorer"] == paper_scorer(entry.zero_shot)} for r in v["ood"]]
+    rows["calibration"] += [{**key, **r, "temperature": v["temperature"],
+                             "ts_at_bound": v.get("ts_at_bound")} for r in v["calibration"]]
     rows["retrieval"] += [{**key, "set": n, **r} for n, r in v["retrieval"].items()]
     rows["corruptions"] += [{**key, **r} for r in v["corruptions"]]
     rows["shift"] += [{**key, "set": n, "accuracy": a} for n, a in v["shift_accuracy"].items()]
 
 
 def summarize(t: dict, study: HolisticStudy):
-    """One row per entry with the headline number of every axis (means over sets; corruption accuracy
-    also relative to the ID accuracy, and at the two highest severities)."""
-    from ..analysis.robustness import corruption_summary
+    """One row per entry with the headline number of every axis (means over sets; OOD detection once per
+    scorer, ``ood_auroc_mcm`` and ``ood_auroc_msp``; corruption accuracy also relative to the ID accuracy,
+    and at the two highest severities)."""
+    from ..analysis.robustness import OOD_SCORERS, corruption_summary
 
     s = t["models"].set_index("entry")[["id_accuracy"]].copy()
     mean = lambda df, col, **eq: _mean_by_entry(df, col, **eq)  # noqa: E731
     s["shift_accuracy"] = mean(t["shift"], "accuracy")
+    s["shift_er"] = mean(t["shift"], "effective_robustness")
     s["factor_er"] = mean(t["factors"], "effective_robustness")
     s["shape_bias"] = mean(t["shape"], "shape_bias")
-    s["ood_auroc"], s["ood_fpr95"] = mean(t["ood"], "auroc"), mean(t["ood"], "fpr95")
+    for scorer in OOD_SCORERS:
+        s[f"ood_auroc_{scorer}"] = mean(t["ood"], "auroc", scorer=scorer)
+        s[f"ood_fpr95_{scorer}"] = mean(t["ood"], "fpr95", scorer=scorer)
     cal = t["calibration"]
     for group, tag in (("id", "id"), ("shift", "shift"), ("corruption", "corruption")):
         for scaled, suffix in ((False, ""), (True, "_ts")):
@@ -616,8 +764,10 @@ def _mean_by_entry(df, col: str, **eq):
 FACTOR_LABELS = {"architecture": "architecture", "training_distribution": "training distribution",
                  "training_set_size": "training-set size", "fine_tuning": "fine-tuning",
                  "contrastive_loss": "contrastive loss", "test_time_prompts": "test-time prompts"}
-EFFECT_METRICS = ("id_accuracy", "shift_accuracy", "factor_er", "shape_bias", "ood_auroc", "ece_id", "ece_shift_ts",
-                  "retrieval_r1", "common_relative", "geometric_relative")
+EFFECT_METRICS = ("id_accuracy", "shift_accuracy", "shift_er", "factor_er", "shape_bias", "ood_auroc_mcm",
+                  "ood_auroc_msp", "ece_id", "ece_shift_ts", "retrieval_r1", "common_relative", "geometric_relative")
+"""Axis metrics of the factor-effect table. OOD detection appears once per scorer: every entry is scored with
+both MCM and MSP, so the effect of fine-tuning is never mixed with the effect of switching scorers."""
 
 
 def effect_contrasts(res: HolisticResults) -> list[dict]:
@@ -638,7 +788,8 @@ def effect_contrasts(res: HolisticResults) -> list[dict]:
 
 
 def factor_effect_table(res: HolisticResults, metrics=EFFECT_METRICS):
-    """Contrasts x axis metrics: mean difference variant - reference (:func:`clipstudy.analysis.robustness.factor_effects`)."""
+    """Contrasts x axis metrics: mean difference variant - reference
+    (:func:`clipstudy.analysis.robustness.factor_effects`), each metric measured the same way for every entry (one OOD scorer per column)."""
     from ..analysis.robustness import factor_effects
 
     metrics = [m for m in metrics if m in res.summary and res.summary[m].notna().any()]
@@ -654,8 +805,8 @@ def key_numbers(res: HolisticResults) -> dict:
     """The numbers the notebook records and its verdicts read (default prompt set unless named)."""
     s, zoo = res.summary.set_index("entry"), res.zoo
     out = {"n_models": len(zoo.models), "n_entries": len(s)}
-    for col in ("id_accuracy", "shape_bias", "ood_auroc", "ece_shift", "ece_shift_ts", "retrieval_r1",
-                "geometric_relative", "common_relative", "factor_er"):
+    for col in ("id_accuracy", "shape_bias", "ood_auroc_mcm", "ood_auroc_msp", "ece_shift", "ece_shift_ts",
+                "retrieval_r1", "geometric_relative", "common_relative", "factor_er", "shift_er"):
         if col in s:
             out[f"base_{col}"] = float(s.loc[zoo.base, col])
     out.update(_fine_tuning_numbers(res, s))
@@ -665,14 +816,38 @@ def key_numbers(res: HolisticResults) -> dict:
     out["zs_ece_shift"] = float(s.loc[zs, "ece_shift"].mean())
     out["zs_ece_shift_ts"] = float(s.loc[zs, "ece_shift_ts"].mean())
     same = [e for e in zs if zoo.get(e).factor != "training_distribution"]
-    if len(same) >= 3 and s.loc[same, "id_accuracy"].std() > 0:
-        out["acc_auroc_pearson"] = float(np.corrcoef(s.loc[same, "id_accuracy"], s.loc[same, "ood_auroc"])[0, 1])
+    if len(same) >= 3 and s.loc[same, "id_accuracy"].std() > 0:  # zero-shot models, MCM (one scorer)
+        out["acc_auroc_pearson"] = float(np.corrcoef(s.loc[same, "id_accuracy"], s.loc[same, "ood_auroc_mcm"])[0, 1])
         out["acc_auroc_n"] = len(same)
         inner = [e for e in same if zoo.get(e).factor != "reference"]  # without the longer-trained reference
         if len(inner) < len(same) and len(inner) >= 3 and s.loc[inner, "id_accuracy"].std() > 0:
             out["acc_auroc_pearson_zoo"] = float(np.corrcoef(s.loc[inner, "id_accuracy"],
-                                                             s.loc[inner, "ood_auroc"])[0, 1])
+                                                             s.loc[inner, "ood_auroc_mcm"])[0, 1])
+    out.update(_baseline_numbers(res))
     out.update(_effect_numbers(res))
+    return out
+
+
+def _baseline_numbers(res) -> dict:
+    """The baseline family: how many models, their ID-accuracy range, how many lines could be fitted, and
+    the zoo's mean effective robustness against them (not 0 by construction: the lines ignore the zoo)."""
+    out = {}
+    b = res.baseline_models
+    if b is None or not len(b):
+        out["n_baseline"] = 0
+        return out
+    out["n_baseline"] = int(b["entry"].nunique())
+    out["baseline_id_accuracy_min"] = float(b["id_accuracy"].min())
+    out["baseline_id_accuracy_max"] = float(b["id_accuracy"].max())
+    for name, lines in (("factor", res.factor_lines), ("shift", res.shift_lines)):
+        if lines is not None and len(lines):
+            out[f"n_{name}_lines"] = int(lines["slope"].notna().sum())
+    zoo_entries = [e for e in res.entries(prompts=res.default_prompts) + res.entries(prompts="fine-tuned")
+                   if res.zoo.get(res.models.set_index("entry").loc[e, "model"]).factor != "reference"]
+    s = res.summary.set_index("entry")
+    for col in ("factor_er", "shift_er"):
+        if col in s and s.loc[zoo_entries, col].notna().any():
+            out[f"zoo_mean_{col}"] = float(s.loc[zoo_entries, col].mean())
     return out
 
 
@@ -702,8 +877,9 @@ def _fine_tuning_numbers(res, s) -> dict:
     for m in res.zoo.models:
         if m.factor == "fine_tuning":
             tag = m.value.lower().replace("-", "_").replace(" ", "_")
-            out.update({f"{tag}_{c}": float(s.loc[m.name, c]) for c in ("id_accuracy", "shape_bias", "ood_auroc",
-                                                                           "ece_shift", "ece_shift_ts")})
+            out.update({f"{tag}_{c}": float(s.loc[m.name, c]) for c in (
+                "id_accuracy", "shape_bias", "ood_auroc_mcm", "ood_auroc_msp", "ece_shift", "ece_shift_ts",
+                "factor_er", "shift_er")})
     return out
 
 
@@ -726,7 +902,7 @@ def _prompt_numbers(res, s) -> dict:
     for label in sorted(set(res.models.prompts) - {"fine-tuned"}):
         entries = res.entries(zero_shot=True, prompts=label)
         entries = [e for e in entries if res.zoo.get(res.models.set_index("entry").loc[e, "model"]).factor != "reference"]
-        for col in ("ood_auroc", "ece_id", "ece_shift", "factor_er", "id_accuracy"):
+        for col in ("ood_auroc_mcm", "ood_auroc_msp", "ece_id", "ece_shift", "factor_er", "id_accuracy"):
             out[f"{label}_{col}"] = float(s.loc[entries, col].mean())
     return out
 
@@ -755,19 +931,37 @@ def verdicts(n: Mapping[str, float], default: str = "single", other: str = "ense
         out["training_distribution"] = (f"{'Supported' if k >= m / 2 else 'Not supported'}: the training "
                                         f"distribution moves {k} of {m} axes by at least half the zoo's spread "
                                         "(the paper: the training source strongly affects every property).")
-    if f"{default}_ood_auroc" in n and f"{other}_ood_auroc" in n:
-        d_ood = n[f"{default}_ood_auroc"] - n[f"{other}_ood_auroc"]
+    if f"{default}_ood_auroc_mcm" in n and f"{other}_ood_auroc_mcm" in n:
+        d_ood = n[f"{default}_ood_auroc_mcm"] - n[f"{other}_ood_auroc_mcm"]
+        d_msp = n.get(f"{default}_ood_auroc_msp", np.nan) - n.get(f"{other}_ood_auroc_msp", np.nan)
         d_ece = n[f"{other}_ece_id"] - n[f"{default}_ece_id"]
         d_er = n[f"{default}_factor_er"] - n[f"{other}_factor_er"]
         ok = d_ood > 0 and d_ece > 0
+        er = ("undefined (no baseline line)" if np.isnan(d_er) else f"{d_er:+.3f}")
+        msp = "" if np.isnan(d_msp) else f" (MSP: {d_msp:+.3f})"
         out["prompts"] = (f"{'Supported' if ok else 'Partly supported' if d_ood > 0 or d_ece > 0 else 'Not supported'}"
-                          f": one prompt instead of an ensemble changes OOD AUROC by {d_ood:+.3f} and lowers ID ECE "
-                          f"by {d_ece:+.3f} (mean over zero-shot models); factor effective robustness changes by "
-                          f"{d_er:+.3f}.")
+                          f": one prompt instead of an ensemble changes MCM OOD AUROC by {d_ood:+.3f}{msp} and lowers "
+                          f"ID ECE by {d_ece:+.3f} (mean over zero-shot models); factor effective robustness "
+                          f"changes by {er}.")
+    if "ft_ood_auroc_mcm" in n and "base_ood_auroc_mcm" in n:
+        mcm = n["ft_ood_auroc_mcm"] - n["base_ood_auroc_mcm"]
+        msp = n["ft_ood_auroc_msp"] - n["base_ood_auroc_msp"]
+        paper = n["ft_ood_auroc_msp"] - n["base_ood_auroc_mcm"]
+        out["fine_tuning_ood"] = (f"Within one scorer, fine-tuning (FT) changes OOD AUROC by {mcm:+.3f} (MCM) and "
+                                  f"{msp:+.3f} (MSP); the paper's pairing (MCM zero-shot vs MSP fine-tuned) would "
+                                  f"report {paper:+.3f}, which mixes in the scorer's effect.")
     if "zs_ece_shift" in n:
         b, a = n["zs_ece_shift"], n["zs_ece_shift_ts"]
         out["temperature_scaling"] = (f"{'Supported' if a < b else 'Not supported'}: temperature scaling fitted on "
                                       f"ID data changes the mean ECE under domain shift from {b:.3f} to {a:.3f}.")
+    if "zoo_mean_factor_er" in n:
+        out["effective_robustness"] = (
+            f"Against the line fitted on {n.get('n_baseline', '?')} supervised photo-only baseline models (ID "
+            f"accuracy {n['baseline_id_accuracy_min']:.0%}-{n['baseline_id_accuracy_max']:.0%}), the zoo's mean "
+            f"factor effective robustness is {n['zoo_mean_factor_er']:+.3f}"
+            + (f" and its mean domain-shift effective robustness {n['zoo_mean_shift_er']:+.3f}"
+               if "zoo_mean_shift_er" in n else "")
+            + " (zero-shot CLIP lies above the line of ImageNet-trained models in Radford et al. 2021).")
     if "acc_auroc_pearson" in n:
         r = n["acc_auroc_pearson"]
         inner = n.get("acc_auroc_pearson_zoo")
@@ -776,6 +970,6 @@ def verdicts(n: Mapping[str, float], default: str = "single", other: str = "ense
                 f"; without the reference model, r = {inner:.2f}" if inner is not None else "")
         ok = r > 0.3 and (inner is None or inner > 0.3)
         out["accuracy_ood"] = (f"{'Supported' if ok else 'Not supported'}: within the photo-heavy training "
-                               f"distribution, ID accuracy and OOD AUROC correlate with Pearson r = {r:.2f} over "
+                               f"distribution, ID accuracy and OOD AUROC (MCM) correlate with Pearson r = {r:.2f} over "
                                f"{n.get('acc_auroc_n', '?')} zero-shot models{rest}.")
     return out

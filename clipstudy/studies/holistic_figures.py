@@ -4,7 +4,8 @@
 As in Tu et al.'s figures, each axis is a scatter of the axis metric against ID accuracy with one point per
 model: the colour says which factor the model varies (black: the base model, grey: reference models),
 the marker tells models of one factor apart, and hollow markers are zero-shot models evaluated with the
-prompt ensemble instead of the single prompt. Nothing here computes a metric or trains a model.
+prompt ensemble instead of the single prompt; grey crosses are the baseline family (supervised, photos only)
+that the effective-robustness lines are fitted on. Nothing here computes a metric or trains a model.
 """
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ FACTOR_COLORS = {"base": "#000000", "architecture": "#0072b2", "training_distrib
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">")
 METRIC_LABELS = {
     "id_accuracy": "ID accuracy ↑", "shift_accuracy": "domain-shift accuracy ↑", "factor_er": "factor eff. robustness ↑",
-    "shape_bias": "shape bias", "ood_auroc": "OOD AUROC ↑", "ood_fpr95": "OOD FPR95 ↓", "ece_id": "ID ECE ↓",
+    "shift_er": "shift eff. robustness ↑", "shape_bias": "shape bias", "ood_auroc_mcm": "OOD AUROC, MCM ↑",
+    "ood_auroc_msp": "OOD AUROC, MSP ↑", "ood_fpr95_mcm": "OOD FPR95, MCM ↓", "ood_fpr95_msp": "OOD FPR95, MSP ↓",
+    "ece_id": "ID ECE ↓",
     "ece_shift_ts": "shift ECE after TS ↓", "nll_shift_ts": "shift NLL after TS ↓", "retrieval_r1": "retrieval R@1 ↑",
     "common_relative": "common corr. (rel.) ↑", "geometric_relative": "geometric corr. (rel.) ↑",
 }
-LOWER_IS_BETTER = ("ood_fpr95", "ece_id", "ece_id_ts", "ece_shift", "ece_shift_ts", "nll_shift_ts", "nll_id")
+LOWER_IS_BETTER = ("ood_fpr95_mcm", "ood_fpr95_msp", "ece_id", "ece_id_ts", "ece_shift", "ece_shift_ts", "nll_shift_ts", "nll_id")
 
 
 def entry_styles(res) -> dict[str, dict]:
@@ -49,7 +52,7 @@ def _scatter(ax, res, x: dict, y: dict, styles: dict, size: float = 42, alpha: f
                    facecolors="none" if st["hollow"] else st["color"], edgecolors=st["color"])
 
 
-def _legend(fig, res, styles: dict, ncol: int = 5) -> None:
+def _legend(fig, res, styles: dict, ncol: int = 5, extra=()) -> None:
     from matplotlib.lines import Line2D
 
     seen, handles = set(), []
@@ -59,6 +62,7 @@ def _legend(fig, res, styles: dict, ncol: int = 5) -> None:
         seen.add(st["model"])
         handles.append(Line2D([], [], ls="", marker=st["marker"], color=st["color"], label=st["label"], ms=7))
     handles.append(Line2D([], [], ls="", marker="o", mfc="none", color="0.3", label="hollow: prompt ensemble", ms=7))
+    handles += list(extra)
     # below the figure's one-line caption (title_figure writes it at y = -0.02, top-aligned)
     fig.legend(handles=handles, loc="upper center", ncol=ncol, bbox_to_anchor=(0.5, -0.07), fontsize=8.5)
 
@@ -67,13 +71,21 @@ def _col(df, value: str, index: str = "entry") -> dict:
     return df.set_index(index)[value].to_dict()
 
 
-def factor_robustness(res, n_cols: int = 4):
-    """Axis 1: per visual factor, accuracy on its hardest value (lowest mean over models) against the factor
-    set's overall accuracy, with the logit-axis line effective robustness is measured from; last panel:
-    each model's mean effective robustness over every factor value."""
-    import matplotlib.pyplot as plt
+BASELINE_STYLE = {"marker": "x", "color": "#7f7f7f", "s": 38, "linewidths": 1.4, "zorder": 2}
 
-    f = res.factors
+
+def factor_robustness(res, n_cols: int = 4):
+    """Axis 1: per visual factor, accuracy on its hardest value (lowest mean over zoo models) against the
+    factor set's overall accuracy, with the baseline family (grey crosses: supervised, photos only) and the
+    line fitted on it alone on logit axes, from which effective robustness is measured (Taori et al. 2020);
+    last panel: each model's mean effective robustness over every factor value."""
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    from ..analysis.robustness import line_prediction
+
+    f, bf = res.factors, res.baseline_factors
+    lines = res.factor_lines if res.factor_lines is not None and len(res.factor_lines) else None
     factors = list(dict.fromkeys(f.factor))
     n = len(factors) + 1
     rows = int(np.ceil(n / n_cols))
@@ -84,15 +96,29 @@ def factor_robustness(res, n_cols: int = 4):
         value = g.groupby("value")["accuracy"].mean().idxmin()
         h = g[g.value == value]
         _scatter(ax, res, _col(h, "overall"), _col(h, "accuracy"), styles)
-        line = h.sort_values("overall")
-        ax.plot(line["overall"], line["predicted"], color="0.5", lw=1, ls="--", zorder=1)
+        xs, ys = list(h["overall"]), list(h["accuracy"])
+        if bf is not None and len(bf):
+            b = bf[(bf.factor == factor) & (bf.value == value)]
+            ax.scatter(b["overall"], b["accuracy"], **BASELINE_STYLE)
+            xs, ys = xs + list(b["overall"]), ys + list(b["accuracy"])
+        line = None if lines is None else lines[(lines.factor == factor) & (lines.value == value)]
+        if line is not None and len(line) and np.isfinite(line["slope"].iloc[0]):
+            grid = np.linspace(max(1e-3, min(xs) - 0.02), min(1 - 1e-3, max(xs) + 0.02), 100)
+            ax.plot(grid, line_prediction(grid, line["slope"].iloc[0], line["intercept"].iloc[0],
+                                          line["transform"].iloc[0]), color="0.4", lw=1, ls="--", zorder=1)
+        else:
+            ax.text(0.03, 0.95, "no baseline line", transform=ax.transAxes, fontsize=7.5, va="top", color="0.4")
         ax.plot([0, 1], [0, 1], color="0.85", lw=0.8, zorder=0)
         ax.set_title(f"{factor} = {value}", fontsize=10)
-        _limits(ax, h["overall"], h["accuracy"])
+        _limits(ax, xs, ys)
     ax = axes.flat[len(factors)]
     er = res.summary.set_index("entry")
     _scatter(ax, res, er["id_accuracy"].to_dict(), er["factor_er"].to_dict(), styles)
-    ax.axhline(0, color="0.5", lw=1, ls="--")
+    if bf is not None and len(bf) and res.baseline_models is not None and len(res.baseline_models):
+        mean_er = bf.groupby("entry")["effective_robustness"].mean()
+        acc = res.baseline_models.set_index("entry")["id_accuracy"]
+        ax.scatter(acc.reindex(mean_er.index), mean_er, **BASELINE_STYLE)
+    ax.axhline(0, color="0.4", lw=1, ls="--")
     ax.set_title("mean effective robustness", fontsize=10)
     for a in axes.flat[n:]:
         a.axis("off")
@@ -102,17 +128,22 @@ def factor_robustness(res, n_cols: int = 4):
         a.set_xlabel("overall accuracy")
     ax.set_xlabel("ID accuracy")
     ax.set_ylabel("effective robustness (mean over values)")
-    _legend(fig, res, styles)
+    _legend(fig, res, styles, extra=[Line2D([], [], ls="", marker="x", color=BASELINE_STYLE["color"], ms=7,
+                                            label="baseline: supervised, photos only")])
     title_figure(fig, "Visual-factor robustness: accuracy on each factor's hardest value vs overall accuracy",
-                 "dashed: line fitted across models on logit axes; effective robustness = distance above it "
-                 "(Taori et al. 2020; Tu et al. axis 1)")
+                 "dashed: line fitted on the baseline family only (grey crosses), logit axes; effective robustness = "
+                 "distance above it (Taori et al. 2020; Tu et al. axis 1)")
     fig.tight_layout()
     return fig
 
 
 def _limits(ax, x, y, pad: float = 0.05):
-    lo = max(0.0, min(np.min(x), np.min(y)) - pad)
-    hi = min(1.0, max(np.max(x), np.max(y)) + pad)
+    v = np.concatenate([np.asarray(x, float), np.asarray(y, float)])
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return
+    lo = max(0.0, v.min() - pad)
+    hi = min(1.0, v.max() + pad)
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
 
@@ -149,14 +180,51 @@ def shape_bias(res):
                         "the typical texture of another (Geirhos et al. 2019; Tu et al. §IV-B)", ref=0.5)
 
 
+SCORER_NAMES = {"mcm": "MCM (T = 1)", "msp": "MSP (model's logit scale)"}
+
+
 def ood_detection(res, metric: str = "auroc"):
-    """Axis 2: OOD AUROC (MCM for zero-shot, MSP for fine-tuned models) per OOD set and on average."""
+    """Axis 2: OOD detection per OOD set and on average, one row per scorer (every model is scored with
+    both MCM and MSP, so a row compares like with like); the last column is the paper's pairing (MCM for
+    zero-shot, MSP for fine-tuned models), labelled as such: comparing across it mixes scorer and model."""
+    import matplotlib.pyplot as plt
+
     o = res.ood
-    panels = [(s, _col(o[o.set == s], metric), metric.upper()) for s in dict.fromkeys(o.set)]
-    panels.append(("mean over OOD sets", o.groupby("entry")[metric].mean().to_dict(), metric.upper()))
-    return axis_scatter(res, panels, f"OOD detection ({metric.upper()}) vs ID accuracy",
-                        "MCM (T = 1) for zero-shot models, MSP for fine-tuned ones; ID positive (papers.md §0.3)",
-                        ref=0.5 if metric == "auroc" else None)
+    scorers = list(dict.fromkeys(o.scorer))
+    sets = list(dict.fromkeys(o.set))
+    styles = entry_styles(res)
+    xs = _col(res.summary, "id_accuracy")
+    ncol = len(sets) + 2
+    fig = plt.figure(figsize=(3.3 * ncol, 3.1 * len(scorers) + 0.6))
+    grid = fig.add_gridspec(len(scorers), ncol)
+    ref = 0.5 if metric == "auroc" else None
+    for i, scorer in enumerate(scorers):
+        g = o[o.scorer == scorer]
+        panels = [(s, _col(g[g.set == s], metric)) for s in sets]
+        panels.append(("mean over OOD sets", g.groupby("entry")[metric].mean().to_dict()))
+        for j, (name, ys) in enumerate(panels):
+            ax = fig.add_subplot(grid[i, j])
+            _scatter(ax, res, xs, ys, styles)
+            if ref is not None:
+                ax.axhline(ref, color="0.6", lw=1, ls=":")
+            ax.set_title(f"{name}", fontsize=10)
+            ax.set_ylabel(f"{metric.upper()}, {SCORER_NAMES.get(scorer, scorer)}", fontsize=8.5)
+            if i == len(scorers) - 1:
+                ax.set_xlabel("ID accuracy")
+    ax = fig.add_subplot(grid[:, -1])
+    paper = o[o.paper_scorer] if "paper_scorer" in o else o.iloc[0:0]
+    _scatter(ax, res, xs, paper.groupby("entry")[metric].mean().to_dict(), styles)
+    if ref is not None:
+        ax.axhline(ref, color="0.6", lw=1, ls=":")
+    ax.set_title("paper's pairing (mean over sets):\nMCM zero-shot, MSP fine-tuned", fontsize=9.5)
+    ax.set_xlabel("ID accuracy")
+    ax.set_ylabel(f"{metric.upper()}, scorer differs by model")
+    _legend(fig, res, styles)
+    title_figure(fig, f"OOD detection ({metric.upper()}) vs ID accuracy, every model with both scorers",
+                 "rows: MCM and MSP for every model (compare within a row); last column: Tu et al.'s pairing, "
+                 "which mixes the scorer's effect into fine-tuning's; ID positive (MCM get_measures)")
+    fig.tight_layout()
+    return fig
 
 
 def calibration(res, metrics=("ece", "nll")):
@@ -261,6 +329,7 @@ def factor_effects(table, spread=None):
     ax.set_xticklabels(ax.get_xticklabels(), rotation=35, ha="right")
     title_figure(fig, "Six factors against every axis: direction and size of each factor's effect",
                  "each row: variant minus the base model (prompts: ensemble minus single prompt, mean over zero-shot "
-                 "models); numbers are raw differences")
+                 "models); numbers are raw differences; OOD AUROC once per scorer (MCM, MSP) for every model; "
+                 "effective robustness against the supervised baseline line")
     fig.tight_layout()
     return fig

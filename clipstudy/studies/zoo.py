@@ -17,6 +17,13 @@ Every model names the factor it varies with respect to the zoo's ``base`` model 
 base model has factor ``"base"``, models outside the comparison ``"reference"``. The sixth factor,
 test-time prompts, needs no model: every zero-shot model is evaluated with each of the study's
 prompt sets.
+
+A zoo also names its **baseline family** (``"baseline"``, an entry of ``baselines`` in ``zoo.json``): the
+models the effective-robustness lines are fitted on. Taori et al. (2020) fit them on standard
+ImageNet-trained models; on the embedded world their analogue is a classifier trained *supervised* on the ID
+classes' photos only (:mod:`clipstudy.methods.supervised`: the base model's image tower from random init and
+a linear head) at several step budgets, each trained through :func:`clipstudy.experiment.train_method`
+(resumable, cached checkpoint) by :func:`load_baseline_member`.
 """
 from __future__ import annotations
 
@@ -87,9 +94,12 @@ class Zoo:
     base_values: tuple = ()
     seed: int = 0
     description: str = ""
+    baseline: str = ""
 
     def __post_init__(self):
         validate_zoo(self)
+        if self.baseline:
+            load_baseline(self.baseline)  # unknown names list the valid ones
 
     def get(self, name: str) -> ZooModel:
         for m in self.models:
@@ -131,7 +141,7 @@ def load_zoo(name: str) -> Zoo:
     z = _zoo_entry(name, ())
     models = tuple(ZooModel(name=k, **_fields(v, f"zoo {name!r} model {k!r}")) for k, v in z["models"].items())
     return Zoo(name, models, z.get("base", ""), tuple(sorted(z.get("base_values", {}).items())),
-               int(z.get("seed", 0)), z.get("description", ""))
+               int(z.get("seed", 0)), z.get("description", ""), z.get("baseline", ""))
 
 
 def _zoo_entry(name: str, seen: tuple) -> dict:
@@ -292,3 +302,134 @@ def _derived(zoo, entry, train, classnames, scale, device, progress, bases) -> M
             "train_minutes": round((history[-1]["seconds"] if history else time.time() - t0) / 60, 2),
             "base": entry.base}
     return Member(entry, base.loaded, method, info)
+
+
+# --------------------------------------------------------------------------- the baseline family
+
+@dataclass(frozen=True)
+class BaselineFamily:
+    """Supervised models trained on the ID classes' photos only at several step budgets: the family the
+    effective-robustness lines are fitted on (Taori et al. 2020; the analogue of ImageNet-trained models).
+
+    ``steps`` are the budgets (one model each, trained from scratch with its own schedule); ``recipe`` holds
+    :class:`~clipstudy.experiment.Recipe` fields (batch size, optimiser, lr, ...) as sorted pairs; ``arch``
+    is the image tower's architecture (empty: the zoo's base model's); ``method`` a registered method
+    (``supervised``)."""
+
+    name: str
+    steps: tuple
+    recipe: tuple = ()
+    arch: str = ""
+    method: str = "supervised"
+    description: str = ""
+
+    def model_name(self, steps: int) -> str:
+        return f"{self.method}@{int(steps)}"
+
+    def recipe_for(self, steps: int):
+        """The :class:`~clipstudy.experiment.Recipe` of the budget ``steps`` (a fixed step count)."""
+        from ..experiment import Recipe
+
+        return Recipe(method=self.method, label=f"{self.name}:{self.model_name(steps)}", steps=int(steps),
+                      **dict(self.recipe))
+
+
+BASELINE_KEYS = ("steps", "recipe", "arch", "method", "description", "_doc")
+
+
+def _baseline_table() -> dict:
+    return {k: v for k, v in zoo_table().get("baselines", {}).items() if not k.startswith("_")}
+
+
+def list_baselines() -> list[str]:
+    return sorted(_baseline_table())
+
+
+def load_baseline(name: str) -> BaselineFamily:
+    """The baseline family ``name`` of ``zoo.json``'s ``baselines``, validated (errors list the valid
+    names, keys and recipe fields)."""
+    from ..experiment import Recipe
+    from ..methods import list_methods
+    from ..registry import UnknownNameError
+
+    table = _baseline_table()
+    if name not in table:
+        raise UnknownNameError(f"unknown baseline family {name!r}; valid baselines: {', '.join(sorted(table))}")
+    entry = dict(table[name])
+    where = f"baseline {name!r}"
+    unknown = sorted(set(entry) - set(BASELINE_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown}; valid keys: {', '.join(BASELINE_KEYS[:-1])}")
+    steps = entry.get("steps", [])
+    if not steps or not all(isinstance(k, int) and not isinstance(k, bool) and k > 0 for k in steps) \
+            or len(set(steps)) != len(steps):
+        raise ConfigError(f"{where}: steps must be distinct positive integers (one model per budget), got {steps!r}")
+    recipe = dict(entry.get("recipe", {}))
+    fields = {f.name for f in dataclasses.fields(Recipe)} - {"method", "label", "steps"}
+    bad = sorted(set(recipe) - fields)
+    if bad:
+        raise ConfigError(f"{where}: unknown recipe fields {bad}; valid: {', '.join(sorted(fields))}")
+    method = entry.get("method", "supervised")
+    if method not in list_methods():
+        raise ConfigError(f"{where}: unknown method {method!r}; valid methods: {', '.join(list_methods())}")
+    return BaselineFamily(name, tuple(sorted(steps)), tuple(sorted(recipe.items())), entry.get("arch", ""), method,
+                          entry.get("description", ""))
+
+
+def baseline_arch(zoo: Zoo, family: BaselineFamily) -> str:
+    """The baseline's image-tower architecture: the family's ``arch``, else the zoo's base model's."""
+    if family.arch:
+        return family.arch
+    base = zoo.get(zoo.base)
+    if base.kind == "preset":
+        from ..pretrain import PretrainConfig
+
+        return PretrainConfig.from_preset(base.preset, seed=zoo.seed).arch
+    if base.kind == "external":
+        return base.model
+    raise ConfigError(f"zoo {zoo.name!r}: the base model must be a preset or external model to give the baseline "
+                      "family its architecture")
+
+
+@dataclass(frozen=True)
+class BaselineModel:
+    """One model of the baseline family (a :class:`Member`'s ``entry``)."""
+
+    name: str
+    family: str
+    steps: int
+    arch: str
+    factor: str = "baseline"
+    kind: str = "baseline"
+    zero_shot: bool = False
+
+
+def load_baseline_member(zoo: Zoo, family: BaselineFamily, steps: int, *, train, classnames, device: str = "cpu",
+                         progress: bool = True) -> Member:
+    """The baseline model of budget ``steps``: built with seed ``zoo.seed`` (its random init, its batches)
+    and trained through :func:`clipstudy.experiment.train_method` on ``train`` (the study's ID photos) with a
+    checkpoint, so a finished model is read back and an interrupted one resumes."""
+    import time
+
+    from ..experiment import cell_spec, checkpoint_path, train_method
+    from ..methods import build_method
+    from ..models import load_model
+
+    if train is None:
+        raise ConfigError(f"baseline family {family.name!r} trains on the study's ID training set ('train'), "
+                          "which this study has none of")
+    arch = baseline_arch(zoo, family)
+    seed = int(zoo.seed)
+    loaded = load_model(arch, "random", device=device, seed=seed)  # architecture, preprocessing, logit scale
+    recipe = family.recipe_for(steps)
+    entry = BaselineModel(family.model_name(steps), family.name, int(steps), arch)
+    loaded.name = entry.name
+    spec = cell_spec(loaded, recipe, train, seed, experiment="holistic-baseline", baseline=family.name)
+    method = build_method(family.method, loaded, classnames, seed=seed)
+    t0 = time.time()
+    method, history, _ = train_method(loaded, recipe, train, classnames, seed, checkpoint=checkpoint_path(spec),
+                                      progress=progress, method=method)
+    info = {"recipe": recipe.label, "steps": history[-1]["step"] if history else 0,
+            "train_minutes": round((history[-1]["seconds"] if history else time.time() - t0) / 60, 2),
+            "arch": arch}
+    return Member(entry, loaded, method, info)
