@@ -5,7 +5,8 @@
     python run_all.py --profile smoke --only 00    # one notebook, seconds on a CPU
     python run_all.py --list                       # what would run, with its parameters
 
-Executed notebooks and their records go to runs/<profile>/<notebook>/, figures to figures/, and a
+Executed notebooks and their records go to runs/<profile>/<notebook>/, figures to figures/ (smoke
+profile: runs/smoke/figures/, so the committed gallery is never overwritten by a quick try), and a
 summary table is printed and written to runs/<profile>/summary.json. Exit status: 0 if every notebook
 wrote its figures and records, 1 if any did not (the others still run), 2 for bad options.
 """
@@ -36,7 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--param", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="any other notebook parameter (values parsed like Python literals)")
     p.add_argument("--out", type=Path, help="executed notebooks and records (default: runs/<profile>)")
-    p.add_argument("--figures-dir", type=Path, help="where figures go (default: figures/)")
+    p.add_argument("--figures-dir", type=Path, help="where figures go (default: figures/; smoke profile: <out>/figures)")
     p.add_argument("--manifest", type=Path, help="notebook manifest (default: notebooks/manifest.yaml)")
     p.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
     p.add_argument("--list", action="store_true", help="list the notebooks and their parameters, run nothing")
@@ -56,10 +57,21 @@ def overrides_from(args: argparse.Namespace) -> dict[str, str]:
     return overrides
 
 
+def default_figures_dir(profile: str, out_root: Path) -> Path:
+    """Where a profile's figures go: the committed gallery (``figures/``, or ``CLIPSTUDY_FIGURES``) for the
+    default and paper profiles; ``<out>/figures`` for the smoke profile, so a quick try never replaces the
+    gallery with smoke-quality plots (``CLIPSTUDY_FIGURES`` or ``--figures-dir`` still decide if given)."""
+    import os
+
+    if profile == "smoke" and not os.environ.get("CLIPSTUDY_FIGURES"):
+        return Path(out_root) / "figures"
+    return paths.figures_dir()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out_root = args.out or ROOT / "runs" / args.profile
-    figures_dir = args.figures_dir or paths.figures_dir()
+    figures_dir = args.figures_dir or default_figures_dir(args.profile, out_root)
     try:
         manifest = load_manifest(args.manifest)
         if args.list:

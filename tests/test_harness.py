@@ -199,3 +199,22 @@ def test_summary_wraps_records_under_their_column(tmp_path):
     assert all(line[:start].strip() == "" for line in body[1:])  # continuation lines stay in the column
     shown = " ".join(line[start:] for line in body)
     assert all(f"number_{i:02d}=" in shown for i in range(30))
+
+
+@pytest.mark.notebook
+def test_smoke_run_leaves_the_committed_gallery_alone(tmp_path, monkeypatch):
+    """`run_all.py --profile smoke` writes its figures under <out>/figures, never into figures/ (the
+    committed default-profile gallery); CLIPSTUDY_FIGURES still decides where they go when set."""
+    monkeypatch.delenv("CLIPSTUDY_FIGURES", raising=False)
+    gallery = paths.figures_dir()
+    before = {p.name: p.stat().st_mtime_ns for p in gallery.iterdir()} if gallery.exists() else {}
+    runs = tmp_path / "runs"
+    _run_all()(["--manifest", str(FIXTURE_MANIFEST), "--profile", "smoke", "--only", "good", "--out", str(runs),
+                "--no-progress"])
+    after = {p.name: p.stat().st_mtime_ns for p in gallery.iterdir()} if gallery.exists() else {}
+    assert after == before
+    assert (runs / "figures" / "good_line.png").exists()
+    default_figures_dir = _run_all().__globals__["default_figures_dir"]
+    assert default_figures_dir("default", runs) == gallery and default_figures_dir("paper", runs) == gallery
+    monkeypatch.setenv("CLIPSTUDY_FIGURES", str(tmp_path / "elsewhere"))
+    assert default_figures_dir("smoke", runs) == tmp_path / "elsewhere"
