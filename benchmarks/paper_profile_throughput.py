@@ -73,7 +73,7 @@ BASE_CLASSES = {"imagenet": 500, "caltech101": 50, "oxford_pets": 19, "stanford_
 
 
 def projections(m: dict) -> list[tuple[str, float]]:
-    """Estimated compute hours of each notebook's paper profile (protocol sizes from papers.md). A prompt
+    """Estimated compute hours of each notebook's paper profile (protocol sizes from docs/protocols.md). A prompt
     step over n classes is taken as ``coop_step_s * n / 1000`` (the text tower runs once per class)."""
     ext = m["extract_img_per_s"]
     eval_images = 50_000 + 40_000 + 50_000  # ImageNet val, four MCM OOD sets, ImageNet-Sketch

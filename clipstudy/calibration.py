@@ -1,7 +1,7 @@
 """Post-hoc calibration (temperature scaling) and the feature-divergence diagnostic.
 
 Temperature ``T`` divides logits: ``p = softmax(logits / T)``; ``T > 1`` softens, ``T < 1`` sharpens. For CLIP,
-logits are ``logit_scale * cosine`` (papers.md §0.2, §3.4). Inputs may be numpy arrays or torch tensors; outputs
+logits are ``logit_scale * cosine`` (docs/protocols.md §0.2, §3.4). Inputs may be numpy arrays or torch tensors; outputs
 are numpy arrays / python floats / dicts. torch is not needed.
 """
 from __future__ import annotations
@@ -107,14 +107,14 @@ def warn_if_at_bound(T: float, where: str, lower: float = TEMPERATURE_BOUNDS[0],
 
 
 def apply_temperature(logits, T: float) -> np.ndarray:
-    """``logits / T`` as a float64 numpy array (temperature scaling, Guo et al. 2017; papers.md §3.4)."""
+    """``logits / T`` as a float64 numpy array (temperature scaling, Guo et al. 2017; docs/protocols.md §3.4)."""
     if not float(T) > 0:
         raise ValueError(f"temperature must be > 0, got {T}")
     return as_numpy(logits, "logits") / float(T)
 
 
 def feature_divergence(text_features, m: int = 5, metric: str = "cosine", normalize: bool = True) -> dict:
-    """Feature Divergence (FD) of class text features (Wang, Li, Wei, Def. 3.1; papers.md §2.2).
+    """Feature Divergence (FD) of class text features (Wang, Li, Wei, Def. 3.1; docs/protocols.md §2.2).
 
     ``FD(t_k)`` = mean distance from ``t_k`` to its ``m`` nearest *other* class text features. The paper's M and
     distance are not known ([NF]); defaults here: ``m=5``, ``metric="cosine"`` (``1 - cos``), or

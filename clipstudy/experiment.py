@@ -316,7 +316,7 @@ SUBSAMPLES = ("all", "base", "new")
 
 def subsample_classes(n_classes: int, subsample: str = "all") -> dict[int, int]:
     """``{old label: new label}`` of CoOp's base-to-new split (``KaiyangZhou/CoOp``
-    ``datasets/oxford_pets.py::subsample_classes``; papers.md §0.5): labels sorted, the first
+    ``datasets/oxford_pets.py::subsample_classes``; docs/protocols.md §0.5): labels sorted, the first
     ``ceil(n/2)`` are ``"base"``, the rest ``"new"``, each relabelled from 0; ``"all"`` keeps every label."""
     if subsample not in SUBSAMPLES:
         raise ConfigError(f"unknown class subsample {subsample!r}; valid: {', '.join(SUBSAMPLES)}")
@@ -374,7 +374,7 @@ def build(loaded, recipe: Recipe, classnames: Sequence[str], *, seed: int, **ext
 
 
 def transfer_to_classes(method, loaded, recipe: Recipe, classnames: Sequence[str], *, seed: int = 0):
-    """The trained ``method`` rebuilt for other ``classnames`` (a base-to-new split's new classes, papers.md
+    """The trained ``method`` rebuilt for other ``classnames`` (a base-to-new split's new classes, docs/protocols.md
     §0.5): the recipe's method is built for the new names (without regularizers, which only shape training)
     and the trained parameters are loaded into it. Parameters tied to the training classes (linear heads,
     class-specific contexts: ``method.class_bound_parameters()``) cannot transfer: :class:`ConfigError`."""

@@ -108,7 +108,7 @@ def _import_regularizers() -> None:
 def mean_cosine_distance(tuned, frozen, eps: float = 1e-7):
     """``1 − mean_i cos(tuned_i, frozen_i)`` over the last dimension, ``frozen`` broadcast against ``tuned``
     (e.g. ``[B, n, d]`` per-image features against ``[n, d]``). ``torch.nn.CosineSimilarity(dim=1,
-    eps=1e-7)`` as in KgCoOp (``htyao89/KgCoOp`` ``trainers/kgcoop.py``) and DOR (papers.md §2.2); for unit
+    eps=1e-7)`` as in KgCoOp (``htyao89/KgCoOp`` ``trainers/kgcoop.py``) and DOR (docs/protocols.md §2.2); for unit
     vectors it equals ``½ mean ‖tuned − frozen‖²``."""
     import torch.nn.functional as F
 

@@ -5,12 +5,12 @@ python floats, numpy arrays or plain dicts. torch is never imported here.
 
 Conventions (each function's docstring repeats the one it uses):
 
-* OOD detection follows the MCM code (``deeplearning-wisc/MCM`` ``utils/detection_util.py``, papers.md §0.3):
+* OOD detection follows the MCM code (``deeplearning-wisc/MCM`` ``utils/detection_util.py``, docs/protocols.md §0.3):
   **ID is the positive class and scores are higher = more ID**.
 * Calibration functions take probabilities ``[N, K]`` by default; pass ``from_logits=True`` to apply a softmax
   first (for CLIP, logits = ``logit_scale * cosine``). Confidence = max probability, prediction = argmax
   (ties -> lowest class index, as ``np.argmax``).
-* Equal-width calibration bins are ``(lower, upper]`` by default (Klaus-Tu/VLM_calibrate ``_ECELoss``, papers.md
+* Equal-width calibration bins are ``(lower, upper]`` by default (Klaus-Tu/VLM_calibrate ``_ECELoss``, docs/protocols.md
   §0.4), with a confidence of exactly 0 put in the first bin; ``closed="left"`` gives ``[lower, upper)`` bins
   (DAC ``np.digitize`` / torchmetrics), with a confidence of exactly 1.0 put in the last bin.
 """
@@ -84,7 +84,7 @@ def log_softmax(logits, axis: int = -1) -> np.ndarray:
 
 
 def softmax(logits, axis: int = -1) -> np.ndarray:
-    """Numerically stable softmax in float64. For CLIP pass ``logit_scale * cosine`` (papers.md §0.2)."""
+    """Numerically stable softmax in float64. For CLIP pass ``logit_scale * cosine`` (docs/protocols.md §0.2)."""
     return np.exp(log_softmax(logits, axis=axis))
 
 
@@ -150,7 +150,7 @@ def _average_ranks(x: np.ndarray) -> np.ndarray:
 
 
 def auroc(id_scores, ood_scores) -> float:
-    """AUROC with ID as the positive class, higher = more ID (MCM ``get_measures``, papers.md §0.3).
+    """AUROC with ID as the positive class, higher = more ID (MCM ``get_measures``, docs/protocols.md §0.3).
 
     Mann-Whitney U with tied scores counting 1/2, identical to ``sklearn.metrics.roc_auc_score``.
     """
@@ -175,7 +175,7 @@ def _average_precision(pos: np.ndarray, neg: np.ndarray) -> float:
 
 
 def aupr_in(id_scores, ood_scores) -> float:
-    """AUPR-In: average precision with ID positive, higher = more ID (MCM's "AUPR", papers.md §0.3)."""
+    """AUPR-In: average precision with ID positive, higher = more ID (MCM's "AUPR", docs/protocols.md §0.3)."""
     i, o = _ood_inputs(id_scores, ood_scores)
     return _average_precision(i, o)
 
@@ -187,7 +187,7 @@ def aupr_out(id_scores, ood_scores) -> float:
 
 
 def fpr_at_tpr(id_scores, ood_scores, tpr: float = 0.95) -> float:
-    """FPR at ``tpr`` recall of ID: MCM ``fpr_and_fdr_at_recall`` semantics (papers.md §0.3).
+    """FPR at ``tpr`` recall of ID: MCM ``fpr_and_fdr_at_recall`` semantics (docs/protocols.md §0.3).
 
     Thresholds are the distinct scores, from the highest down to the first one where every ID sample is
     recalled. The threshold whose ID recall ``#(id >= t)/n_id`` is *closest* to ``tpr`` is chosen (it may lie
@@ -211,7 +211,7 @@ def fpr_at_tpr(id_scores, ood_scores, tpr: float = 0.95) -> float:
 
 
 def ood_metrics(id_scores, ood_scores, tpr: float = 0.95) -> dict:
-    """``dict(auroc, aupr_in, aupr_out, fpr95)`` for one ID/OOD pair; MCM convention (papers.md §0.3).
+    """``dict(auroc, aupr_in, aupr_out, fpr95)`` for one ID/OOD pair; MCM convention (docs/protocols.md §0.3).
 
     The ``fpr95`` key holds :func:`fpr_at_tpr` at ``tpr`` (0.95 by default). All values are fractions in [0, 1].
     """
@@ -239,7 +239,7 @@ def ood_metrics_over_sets(id_scores, ood_sets: Mapping[str, object], tpr: float 
 # calibration
 # ----------------------------------------------------------------------------------------------------------
 def confidence_and_correct(probs, labels, *, from_logits: bool = False):
-    """``(confidence, correct)``: max probability and ``argmax == label`` per sample (papers.md §0.4)."""
+    """``(confidence, correct)``: max probability and ``argmax == label`` per sample (docs/protocols.md §0.4)."""
     p = _probs(probs, from_logits)
     y = _labels(labels, len(p), n_classes=p.shape[1])
     return p.max(1), (p.argmax(1) == y).astype(np.float64)
@@ -263,7 +263,7 @@ def _check_bins(n_bins) -> int:
 
 
 def reliability_bins(probs, labels, n_bins: int = 15, *, from_logits: bool = False, closed: str = "right") -> dict:
-    """Equal-width reliability diagram data (papers.md §0.4).
+    """Equal-width reliability diagram data (docs/protocols.md §0.4).
 
     Returns ``dict(edges [B+1], counts [B], confidence [B], accuracy [B])``; empty bins have count 0 and NaN
     means. ``closed="right"``: ``(lower, upper]`` bins (VLM_calibrate), conf 0 in the first bin;
@@ -293,7 +293,7 @@ def ece(probs, labels, n_bins: int = 15, *, from_logits: bool = False, closed: s
     """Expected calibration error ``sum_b (n_b/N) |acc_b - conf_b|`` with equal-width bins, as a fraction.
 
     Default: 15 ``(lower, upper]`` bins (Klaus-Tu/VLM_calibrate ``_ECELoss``, Tu et al.). DAC/DOR report
-    ``n_bins=10`` (papers.md §0.4; their ``[lower, upper)`` binning is ``closed="left"``, except that DAC drops
+    ``n_bins=10`` (docs/protocols.md §0.4; their ``[lower, upper)`` binning is ``closed="left"``, except that DAC drops
     conf == 1.0 from the bin means, which we do not). Multiply by 100 for the papers' tables.
     """
     gaps, weights = _weighted_gaps(reliability_bins(probs, labels, n_bins, from_logits=from_logits, closed=closed))
@@ -306,7 +306,7 @@ def mce(probs, labels, n_bins: int = 15, *, weighted: bool = False, from_logits:
 
     ``weighted=False``: textbook ``max_b |acc_b - conf_b|`` (= torchmetrics ``norm="max"``).
     ``weighted=True``: the DAC code quirk ``max_b (n_b/N)|acc_b - conf_b|`` (CLIP_Calibration
-    ``tools/metrics.py::MCE``, papers.md §0.4; use with ``n_bins=10, closed="left"`` to match it).
+    ``tools/metrics.py::MCE``, docs/protocols.md §0.4; use with ``n_bins=10, closed="left"`` to match it).
     """
     gaps, weights = _weighted_gaps(reliability_bins(probs, labels, n_bins, from_logits=from_logits, closed=closed))
     return float(np.max(gaps * weights if weighted else gaps))
@@ -320,7 +320,7 @@ def _quantile_bin_index(x: np.ndarray, n_bins: int) -> np.ndarray:
 
 
 def adaptive_ece(probs, labels, n_bins: int = 15, *, from_logits: bool = False) -> float:
-    """Adaptive ECE (ACE): ECE over equal-mass confidence bins (DAC ``AdaptiveECE``, papers.md §0.4; DAC uses 10).
+    """Adaptive ECE (ACE): ECE over equal-mass confidence bins (DAC ``AdaptiveECE``, docs/protocols.md §0.4; DAC uses 10).
 
     Bin edges are the linear-interpolated quantiles of the confidences; bins are ``[lower, upper)`` with the
     maximum in the last bin, and bins narrower than 1e-8 are merged away, as sklearn's ``KBinsDiscretizer``.
@@ -336,7 +336,7 @@ def adaptive_ece(probs, labels, n_bins: int = 15, *, from_logits: bool = False) 
 
 def piece(probs, labels, proximity, n_bins: int = 10, n_proximity_bins: int = 10, *,
           from_logits: bool = False) -> float:
-    """Proximity-informed ECE (DAC ``PIECE``, papers.md §0.4): ECE over joint (proximity-quantile x conf) bins.
+    """Proximity-informed ECE (DAC ``PIECE``, docs/protocols.md §0.4): ECE over joint (proximity-quantile x conf) bins.
 
     ``proximity`` [N] (e.g. ``exp(-mean kNN distance)`` to validation features) is cut into equal-mass bins,
     confidence into equal-width ``[lower, upper)`` bins; returns ``sum_cells (n_c/N)|acc_c - conf_c|``.
@@ -354,7 +354,7 @@ def piece(probs, labels, proximity, n_bins: int = 10, n_proximity_bins: int = 10
 
 
 def nll(probs, labels, *, from_logits: bool = False, eps: float = 1e-12) -> float:
-    """Mean negative log-likelihood ``-(1/N) sum_i log p_{i, y_i}`` (papers.md §0.4), natural log.
+    """Mean negative log-likelihood ``-(1/N) sum_i log p_{i, y_i}`` (docs/protocols.md §0.4), natural log.
 
     With ``from_logits=True`` an exact log-softmax is used (no clamping, as Lipsum-FT's validation). With
     probabilities, ``p_y`` is clamped to ``[eps, 1]`` before the log (Lipsum-FT ``src/metrics.py`` adds 1e-8
@@ -370,7 +370,7 @@ def nll(probs, labels, *, from_logits: bool = False, eps: float = 1e-12) -> floa
 
 
 def brier(probs, labels, *, from_logits: bool = False) -> float:
-    """Multi-class Brier score ``(1/N) sum_i sum_k (p_ik - 1[k = y_i])^2`` (papers.md §0.4); range [0, 2]."""
+    """Multi-class Brier score ``(1/N) sum_i sum_k (p_ik - 1[k = y_i])^2`` (docs/protocols.md §0.4); range [0, 2]."""
     p = _probs(probs, from_logits)
     y = _labels(labels, len(p), n_classes=p.shape[1])
     onehot = np.zeros_like(p)
@@ -381,13 +381,13 @@ def brier(probs, labels, *, from_logits: bool = False) -> float:
 def confidence_gap(probs, labels, *, from_logits: bool = False) -> float:
     """Mean confidence minus accuracy, ``(1/N) sum_i (conf_i - 1[pred_i = y_i])``: > 0 overconfident, < 0
     underconfident (the signed one-bin ECE; Wang, Li & Wei's over/under-confidence of new/base classes,
-    papers.md §2.1)."""
+    docs/protocols.md §2.1)."""
     conf, correct = confidence_and_correct(probs, labels, from_logits=from_logits)
     return float(np.mean(conf - correct))
 
 
 def calibration_summary(probs, labels, *, from_logits: bool = False, n_bins: int = 10, closed: str = "left") -> dict:
-    """Every calibration number of DOR's tables for one set (papers.md §0.4), as fractions:
+    """Every calibration number of DOR's tables for one set (docs/protocols.md §0.4), as fractions:
 
     ``accuracy``, ``confidence`` (mean max probability), ``gap`` (:func:`confidence_gap`), ``ece`` and
     ``mce`` / ``mce_weighted`` (``n_bins`` equal-width bins, ``closed``; default 10 ``[lower, upper)`` bins, the
@@ -408,7 +408,7 @@ def calibration_summary(probs, labels, *, from_logits: bool = False, n_bins: int
 # misc
 # ----------------------------------------------------------------------------------------------------------
 def harmonic_mean(a, b):
-    """Harmonic mean ``2ab/(a+b)`` of base and new metrics (CoOp base-to-new "H", papers.md §0.5).
+    """Harmonic mean ``2ab/(a+b)`` of base and new metrics (CoOp base-to-new "H", docs/protocols.md §0.5).
 
     Returns 0 where ``a + b == 0``; a float for scalar inputs, an array otherwise. Negative inputs raise.
     """
@@ -439,7 +439,7 @@ def _first_hit_rank(sims: np.ndarray, positive: np.ndarray) -> np.ndarray:
 
 def recall_at_k(image_features, text_features, text_to_image, k: int | Sequence[int] = (1, 5, 10), *,
                 normalize: bool = True, chunk: int = 1024) -> dict:
-    """Zero-shot retrieval Recall@K in both directions (CLIP / COCO-Flickr protocol, papers.md §3.2 axis 4).
+    """Zero-shot retrieval Recall@K in both directions (CLIP / COCO-Flickr protocol, docs/protocols.md §3.2 axis 4).
 
     ``text_to_image[j]`` is the index of the image caption ``j`` describes (an image may have several
     captions). image->text: hit if any of the image's captions is in its top-k texts; text->image: hit if the
@@ -495,7 +495,7 @@ def effective_robustness(x_acc, y_acc, *, fit_x=None, fit_y=None, transform: str
                          robust: bool = False, clip: float = 1e-6) -> dict:
     """Effective robustness: ``y - f^{-1}(a f(x) + b)`` with the line fitted on transformed accuracies.
 
-    Taori et al. 2020 / Tu et al. (papers.md §3.2, axis 1). ``f`` is ``transform`` ("logit", "probit",
+    Taori et al. 2020 / Tu et al. (docs/protocols.md §3.2, axis 1). ``f`` is ``transform`` ("logit", "probit",
     "linear"); accuracies are fractions in [0, 1], clipped to ``[clip, 1 - clip]`` before ``f``. The line is
     least squares (``np.polyfit`` deg 1) or, with ``robust=True``, Theil-Sen (median pairwise slope, intercept
     ``median(y - slope x)``: ``scipy.stats.theilslopes(method="joint")``). It
@@ -527,7 +527,7 @@ def effective_robustness(x_acc, y_acc, *, fit_x=None, fit_y=None, transform: str
 
 
 def shape_bias(pred, shape_labels, texture_labels) -> float:
-    """Shape bias on cue-conflict stimuli (Geirhos et al. 2019; papers.md §3.2 axis 1b).
+    """Shape bias on cue-conflict stimuli (Geirhos et al. 2019; docs/protocols.md §3.2 axis 1b).
 
     ``#(pred == shape) / (#(pred == shape) + #(pred == texture))`` over images whose shape and texture labels
     differ (images with equal labels are excluded). ``pred`` is [N] class ids or [N, C] scores (argmax). Returns

@@ -1,6 +1,6 @@
 """Prompt templates and zero-shot classification heads.
 
-The head is built as in CLIP, WiSE-FT and Lipsum-FT (papers.md §0.2): encode every template
+The head is built as in CLIP, WiSE-FT and Lipsum-FT (docs/protocols.md §0.2): encode every template
 filled with the class name, L2-normalise each text feature, average over templates, and
 L2-normalise again. A single template is the special case of a one-element ensemble.
 """
@@ -15,7 +15,7 @@ from .registry import Registry
 
 TEMPLATES = Registry("template set")
 
-# MCM's prompt has no final period (deeplearning-wisc/MCM utils/detection_util.py, papers.md §0.2).
+# MCM's prompt has no final period (deeplearning-wisc/MCM utils/detection_util.py, docs/protocols.md §0.2).
 TEMPLATES.register("photo", obj=("a photo of a {}.",))
 TEMPLATES.register("mcm", obj=("a photo of a {}",))
 
@@ -62,7 +62,7 @@ def zeroshot_head(loaded, classnames: Sequence[str], templates="photo", batch_si
 
     Every (class, template) prompt is encoded in batches of ``batch_size`` (one text-tower call per
     batch, not per class), then each prompt feature is L2-normalised, averaged over the templates of its
-    class and normalised again (papers.md §0.2)."""
+    class and normalised again (docs/protocols.md §0.2)."""
     import torch
     import torch.nn.functional as F
 

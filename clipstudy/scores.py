@@ -1,7 +1,7 @@
 """OOD scores for CLIP-style classifiers. **Every scorer returns higher = more in-distribution (ID).**
 
 That single convention (``HIGHER_IS_MORE_ID = True``) is the one of the MCM evaluation code after its final
-negation (``deeplearning-wisc/MCM`` ``utils/detection_util.py``, papers.md §0.3, §1.2), so the outputs plug
+negation (``deeplearning-wisc/MCM`` ``utils/detection_util.py``, docs/protocols.md §0.3, §1.2), so the outputs plug
 straight into :func:`clipstudy.metrics.ood_metrics` (ID positive).
 
 Registry ``SCORERS``; each entry carries ``needs`` metadata saying what it consumes:
@@ -48,7 +48,7 @@ def _temperature(T) -> float:
 
 @SCORERS.register("mcm", needs="similarities")
 def mcm(s, T: float = 1.0) -> np.ndarray:
-    """MCM: ``max_k softmax(s/T)_k`` on raw cosines, T = 1 by default (MCM code, papers.md §1.2)."""
+    """MCM: ``max_k softmax(s/T)_k`` on raw cosines, T = 1 by default (MCM code, docs/protocols.md §1.2)."""
     return np.exp(log_softmax(_sims(s) / _temperature(T)).max(1))
 
 
@@ -61,13 +61,13 @@ def _scale(logit_scale) -> float:
 
 @SCORERS.register("msp", needs="similarities", needs_scale=True)
 def msp(s, logit_scale: float = 100.0) -> np.ndarray:
-    """MSP of CLIP's logits ``logit_scale * s`` = MCM at ``T = 1/logit_scale`` (papers.md §1.2; default 100)."""
+    """MSP of CLIP's logits ``logit_scale * s`` = MCM at ``T = 1/logit_scale`` (docs/protocols.md §1.2; default 100)."""
     return mcm(s, T=1.0 / _scale(logit_scale))
 
 
 @SCORERS.register("max_logit", needs="similarities")
 def max_logit(s) -> np.ndarray:
-    """Maximum cosine similarity ``max_k s_k`` ("MS" / max-logit on unscaled cosines; MCM code, papers.md §1.2)."""
+    """Maximum cosine similarity ``max_k s_k`` ("MS" / max-logit on unscaled cosines; MCM code, docs/protocols.md §1.2)."""
     return _sims(s).max(1)
 
 
@@ -145,7 +145,7 @@ def variance_cos(s, T: float = 1.0) -> np.ndarray:
 
 @SCORERS.register("gl_mcm", needs="local")
 def gl_mcm(global_sims, local_sims, T: float = 1.0, lambda_local: float = 1.0) -> np.ndarray:
-    """GL-MCM: ``MCM(global) + lambda_local * max_{hw,k} softmax_k(local/T)`` (AtsuMiyai/GL-MCM, papers.md §1.2).
+    """GL-MCM: ``MCM(global) + lambda_local * max_{hw,k} softmax_k(local/T)`` (AtsuMiyai/GL-MCM, docs/protocols.md §1.2).
 
     ``global_sims`` [N, K] and ``local_sims`` [N, HW, K] are raw cosines of normalised global / local
     features with the class text features; the softmax runs over classes at every location.
@@ -168,7 +168,7 @@ def _l2n(x: np.ndarray) -> np.ndarray:
 
 @SCORERS.register("mahalanobis", needs="features", needs_labels=True)
 class Mahalanobis:
-    """Mahalanobis score ``max_k -1/2 (z - mu_k)^T P (z - mu_k)`` (Lee et al. 2018; MCM ``maha``, papers.md §1.2).
+    """Mahalanobis score ``max_k -1/2 (z - mu_k)^T P (z - mu_k)`` (Lee et al. 2018; MCM ``maha``, docs/protocols.md §1.2).
 
     ``fit(features, labels)``: class means ``mu_k`` and one shared covariance: ``covariance="within"`` pools the
     class-centred features (Lee et al.); ``"total"`` centres on the global mean (what the MCM code's

@@ -1,7 +1,7 @@
 """The outlier vocabulary of Dynamic Outlier Regularization (DOR).
 
 Source: Wang, Li & Wei, *Understanding and Mitigating Miscalibration in Prompt Tuning for
-Vision-Language Models* (ICML 2025); ``papers.md`` §2.2 ("Outlier vocabulary") and §6 item 5.
+Vision-Language Models* (ICML 2025); ``docs/protocols.md`` §2.2 ("Outlier vocabulary") and §6.5.
 DOR regularises prompt tuning with the zero-shot text features of *outlier class names* drawn from
 a large vocabulary. Everything about that vocabulary is a secondary-source detail **[S], unverified
 vs paper**; the reference code's ``tools/ood_search.py`` (``ClassNameIterator``, the search) was
@@ -15,7 +15,7 @@ Pipeline::
     names = sampler.next_batch()                                # every training iteration
 
 * **Vocabulary** [S]: English nouns from WordNet, i.e. ``nltk.corpus.wordnet.all_lemma_names('n')``
-  (papers.md §6.5), which is the lemma column of WordNet's ``index.noun``. WordNet 3.0 has 117,798
+  (docs/protocols.md §6.5), which is the lemma column of WordNet's ``index.noun``. WordNet 3.0 has 117,798
   noun lemmas (a secondary note's ">150K words" is WordNet's count over all parts of speech).
   Names overlapping the base classes are removed.
 * **Ranking** [S]: ``s_i = (1/n) Σ_j cos(ψ(t_{o_i}), ψ(t_{c_j}))`` with ψ the frozen CLIP text
@@ -126,7 +126,7 @@ def english_nouns() -> tuple[str, ...]:
     """Every WordNet noun lemma, normalised: lower case, spaces for underscores, no digits, at most
     three words; deduplicated and sorted. Read once per process (about 0.2 s).
 
-    This is ``nltk.corpus.wordnet.all_lemma_names('n')`` (papers.md §6.5 [S]) after filtering:
+    This is ``nltk.corpus.wordnet.all_lemma_names('n')`` (docs/protocols.md §6.5 [S]) after filtering:
     WordNet 3.0's 117,798 noun lemmas give 115,754 names. Raises :class:`DataError` if the data
     is not installed.
     """
@@ -238,7 +238,7 @@ def name_variants(name: str) -> set[str]:
 
 def exclude_base(candidates: Iterable[str], base_classes: Sequence[str]) -> list[str]:
     """``candidates`` (order kept, duplicates dropped) minus every name matching a base class
-    case-insensitively, up to a trivial plural/singular variant (papers.md §2.2: "remove names that
+    case-insensitively, up to a trivial plural/singular variant (docs/protocols.md §2.2: "remove names that
     overlap the base classes" [S])."""
     blocked = set().union(*(name_variants(b) for b in base_classes)) if base_classes else set()
     out, seen = [], set()
@@ -431,7 +431,7 @@ def rank_by_similarity(loaded, candidates: Sequence[str], base_classes: Sequence
                        cache: bool = True, progress: bool = True):
     """Candidates sorted by mean zero-shot cosine similarity to the base classes, highest first.
 
-    ``s_i = (1/n) Σ_j cos(ψ(t_{o_i}), ψ(t_{c_j}))`` (papers.md §2.2 [S]), with ψ the frozen text
+    ``s_i = (1/n) Σ_j cos(ψ(t_{o_i}), ψ(t_{c_j}))`` (docs/protocols.md §2.2 [S]), with ψ the frozen text
     feature of ``template`` filled with the name; computed as ``ψ(t_{o_i}) · mean_j ψ(t_{c_j})``.
     Candidate features are cached (:func:`candidate_features`); base features are recomputed.
     Ties are broken by name. Returns ``(names: tuple[str, ...], scores: np.ndarray[float64])``.
@@ -489,7 +489,7 @@ def build_outlier_pool(loaded, base_classes: Sequence[str], mode: str = "near", 
                        seed: int = 0, *, vocabulary_file: str | os.PathLike | None = None,
                        template: str = DEFAULT_TEMPLATE, batch_size: int = 512,
                        cache: bool = True, progress: bool = True) -> tuple[str, ...]:
-    """DOR's outlier pool (papers.md §2.2 [S], unverified vs paper).
+    """DOR's outlier pool (docs/protocols.md §2.2 [S], unverified vs paper).
 
     ``mode``:
         * ``"near"`` (DOR's default): the ``k`` candidates most similar to the base classes,
@@ -538,7 +538,7 @@ def build_outlier_pool(loaded, base_classes: Sequence[str], mode: str = "near", 
 class OutlierSampler:
     """Seeded batches of outlier names: ``OutlierSampler(pool, batch_size, seed).next_batch()``.
 
-    DOR draws ``n_cls`` outlier names every iteration (papers.md §2.2 [C]) with the reference
+    DOR draws ``n_cls`` outlier names every iteration (docs/protocols.md §2.2 [C]) with the reference
     code's ``ClassNameIterator``, which was not available [NF]: this scheme is ours, **unverified
     vs paper**. The draws are sequential passes over the pool, each pass a fresh permutation
     (a pure function of ``(seed, pass)``): every name is drawn exactly once per pass, without

@@ -59,7 +59,7 @@ def test_agrees_with_grid_search_and_lbfgs():
 
 
 def _torch_bisection(logits, labels, lower, upper, eps):
-    """The procedure of papers.md §0.4 restated with torch autograd (float32), as an independent reference."""
+    """The procedure of docs/protocols.md §0.4 restated with torch autograd (float32), as an independent reference."""
     logits, labels = torch.tensor(logits, dtype=torch.float32), torch.tensor(labels)
     ce = lambda t: float(torch.nn.functional.cross_entropy(logits / t, labels))
     while upper - lower > eps:

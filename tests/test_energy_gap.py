@@ -1,4 +1,4 @@
-"""The analyses of paper 4 (Lipsum-FT, papers.md §4): energy gap, Lipsum-FT's regulariser, random token
+"""The analyses of paper 4 (Lipsum-FT, docs/protocols.md §4): energy gap, Lipsum-FT's regulariser, random token
 sequences and feature distortion, against brute-force loops and their invariances."""
 import numpy as np
 import pytest

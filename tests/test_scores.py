@@ -358,7 +358,7 @@ def test_logits_change_the_energy_auroc():
 
 def test_mcm_near_uniform_at_T1():
     s = np.random.default_rng(7).uniform(0.15, 0.35, size=(10, 100))
-    assert np.all(np.abs(S.mcm(s) - 1 / 100) < 3e-3)  # papers.md §1.2: MCM(T=1) sits near 1/K
+    assert np.all(np.abs(S.mcm(s) - 1 / 100) < 3e-3)  # docs/protocols.md §1.2: MCM(T=1) sits near 1/K
 
 
 def test_mahalanobis_few_shot_and_options():

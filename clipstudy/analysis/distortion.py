@@ -3,7 +3,7 @@
 Kumar et al. 2022 ("Fine-tuning can distort pretrained features and underperform out-of-distribution",
 ICLR; LP-FT) explain the ID/OOD trade-off of fine-tuning by the change of features; Lipsum-FT (Nam et al.
 2024, §4.1) re-examines that explanation. The exact distortion measure Lipsum-FT plots is not known
-(papers.md §4.2 [NF]); this module uses LP-FT's notion on L2-normalised features, as CLIP compares them.
+(docs/protocols.md §4.2 [NF]); this module uses LP-FT's notion on L2-normalised features, as CLIP compares them.
 """
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
-"""The energy gap and Lipsum-FT's random-text regulariser (Nam, Heo & Lee 2024, ICLR; papers.md §4).
+"""The energy gap and Lipsum-FT's random-text regulariser (Nam, Heo & Lee 2024, ICLR; docs/protocols.md §4).
 
 Lipsum-FT views CLIP as an energy-based model over image-text pairs, ``E(x, t) = −⟨F_θ(x), G_φ(t)⟩``
 (image tower F_θ, text tower G_φ, unit features), and argues that fine-tuning the image tower hurts
 robustness by changing this vision-language connection. It measures the change by the **energy gap**
 (paper Eq. 6) and keeps it small during fine-tuning with random texts (paper Eqs. 7–8; the code
-``cs-giung/lipsum-ft`` ``scripts/Lipsum-FT.py`` adds the logit scale, papers.md §4.3):
+``cs-giung/lipsum-ft`` ``scripts/Lipsum-FT.py`` adds the logit scale, docs/protocols.md §4.3):
 
 * :func:`energy_gap`: ``E_x E_t [(⟨G(t), F_θ(x)⟩ − ⟨G(t), F_θ0(x)⟩)²]``;
 * :func:`lipsum_regularizer`: ``mean_x Σ_m (s·⟨F_θ(x), G(t_m)⟩ − s·⟨F_θ0(x), G(t_m)⟩)² / 2M``;
@@ -36,7 +36,7 @@ def random_text_tokens(n: int, length: int = 8, *, seed: int, step: int = 0, voc
     """``[n, context_length]`` token ids (int64): ``[sot, r_1 … r_length, eot, 0 …]``.
 
     ``r_i`` are uniform over ``range(vocab_size)`` without ``sot_id`` and ``eot_id`` (Lipsum-FT's code
-    draws ``UniformInt[0, 49406)`` for CLIP, papers.md §4.3), drawn from ``numpy.random.default_rng([seed,
+    draws ``UniformInt[0, 49406)`` for CLIP, docs/protocols.md §4.3), drawn from ``numpy.random.default_rng([seed,
     step])``: the same ``(seed, step)`` gives the same texts, each step of a run new ones. Zero padding
     after the end token is harmless under CLIP's causal mask with end-token (argmax) pooling (§4.5).
     """
@@ -89,7 +89,7 @@ def random_text_features(loaded, n: int, length: int = 8, *, seed: int, step: in
 
 
 def lipsum_regularizer(features, features0, text_features, scale: float):
-    """Lipsum-FT's regulariser (``scripts/Lipsum-FT.py``, papers.md §4.3), differentiable in ``features``:
+    """Lipsum-FT's regulariser (``scripts/Lipsum-FT.py``, docs/protocols.md §4.3), differentiable in ``features``:
 
     ``mean_x Σ_m (s·⟨F_θ(x), G(t_m)⟩ − s·⟨F_θ0(x), G(t_m)⟩)² / 2M``
 

@@ -1,8 +1,8 @@
 """The evaluation axes of Tu, Deng & Gedeon, "Toward a holistic evaluation of robustness in CLIP models"
-(TPAMI 2025; papers.md §3.2), as pure functions of one model's cached outputs (similarities, labels,
+(TPAMI 2025; docs/protocols.md §3.2), as pure functions of one model's cached outputs (similarities, labels,
 features) and of a zoo's summary table.
 
-Axis -> function (papers.md §3.2 numbering in brackets):
+Axis -> function (docs/protocols.md §3.2 numbering in brackets):
 
 * visual-factor robustness [1]: :func:`factor_accuracy` (accuracy per factor value) and
   :func:`factor_effective_robustness` (factor accuracy minus a line fitted on logit axes across a baseline
@@ -42,7 +42,7 @@ def _is_binary(values) -> bool:
 
 
 def factor_accuracy(correct, factor_table: Sequence[Mapping], factors: Sequence[str]) -> list[dict]:
-    """Accuracy per value of each nuisance factor (Tu et al. axis 1; papers.md §3.2).
+    """Accuracy per value of each nuisance factor (Tu et al. axis 1; docs/protocols.md §3.2).
 
     ``correct`` [N] says whether each image was classified right; ``factor_table`` holds one dict per
     image. A factor with string values (the world's ``rotation``: upright, tilted, ...) gives one row per
@@ -152,7 +152,7 @@ def factor_effective_robustness(table, baseline, overall: str = "overall", accur
 
 
 def shape_bias_axis(predictions, shape_labels, texture_labels) -> dict:
-    """Shape bias on cue-conflict images (Geirhos et al. 2019; Tu et al. §IV-B, papers.md §3.2 axis 1b):
+    """Shape bias on cue-conflict images (Geirhos et al. 2019; Tu et al. §IV-B, docs/protocols.md §3.2 axis 1b):
     ``shape decisions / (shape + texture decisions)`` over images whose shape and texture classes differ,
     plus the two fractions of all such images."""
     pred = as_numpy(predictions, "predictions", ndim=1, dtype=None).astype(np.int64)
@@ -199,11 +199,11 @@ def ood_axis(id_sims, ood_sims: Mapping[str, object], scorers=OOD_SCORERS, logit
 
 def calibration_axis(val_logits, val_labels, sets: Mapping[str, tuple], n_bins: int = 15,
                      bounds: tuple = (0.01, 10.0)) -> tuple[float, list[dict]]:
-    """Calibration of one model before and after temperature scaling (Tu et al. axis 3; papers.md §3.2, §3.4).
+    """Calibration of one model before and after temperature scaling (Tu et al. axis 3; docs/protocols.md §3.2, §3.4).
 
     The temperature ``T`` is fitted on the ID held-out ``(val_logits, val_labels)`` with the bisection of
     ``Klaus-Tu/VLM_calibrate`` ``tune_temp`` within ``bounds`` (:func:`clipstudy.calibration.fit_temperature`,
-    papers.md §0.4) and applied unchanged to every test set of ``sets`` (``name -> (logits, labels)``,
+    docs/protocols.md §0.4) and applied unchanged to every test set of ``sets`` (``name -> (logits, labels)``,
     logits = ``logit_scale * cosine``). Returns ``(T, rows)`` with one row per set and ``scaled`` in
     {False, True}: ``{set, scaled, accuracy, ece, nll}``; ECE with ``n_bins`` (15) ``(lower, upper]`` bins.
     """
@@ -220,7 +220,7 @@ def calibration_axis(val_logits, val_labels, sets: Mapping[str, tuple], n_bins: 
 
 
 def retrieval_axis(image_features, text_features, text_to_image, ks: Sequence[int] = (1, 5)) -> dict:
-    """Zero-shot image-text retrieval (Tu et al. axis 4; papers.md §3.2): recall@K image->text and
+    """Zero-shot image-text retrieval (Tu et al. axis 4; docs/protocols.md §3.2): recall@K image->text and
     text->image on unit features (:func:`clipstudy.metrics.recall_at_k`), plus their means ``mean@K``."""
     from ..metrics import recall_at_k
 
@@ -231,7 +231,7 @@ def retrieval_axis(image_features, text_features, text_to_image, ks: Sequence[in
 
 def corruption_summary(rows, clean_accuracy: float, geometric: Sequence[str]) -> dict:
     """Mean accuracy under common and geometric corruptions (the ImageNet-C and ImageNet-3DCC analogues,
-    Tu et al. axis 5b; papers.md §3.2), overall and at the two highest severities, and the relative
+    Tu et al. axis 5b; docs/protocols.md §3.2), overall and at the two highest severities, and the relative
     robustness ``corrupted / clean`` accuracy. ``rows``: ``{corruption, severity, accuracy}`` dicts."""
     import pandas as pd
 
@@ -270,7 +270,7 @@ class LMMAxisUnavailable(RuntimeError):
 
 
 def lmm_axis(model_fn: Callable | None = None, questions: Sequence[Mapping] = ()) -> dict:
-    """Tu et al.'s vision-language interaction axis (papers.md §3.2 axis 6): accuracy of a large multimodal
+    """Tu et al.'s vision-language interaction axis (docs/protocols.md §3.2 axis 6): accuracy of a large multimodal
     model (LLaVA with a CLIP vision tower) on multiple-choice questions about hard images (ImageNet-D).
 
     Out of scope offline: no such model can be had here, so ``model_fn`` must be supplied by the user.

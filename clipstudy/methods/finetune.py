@@ -1,7 +1,7 @@
 """End-to-end fine-tuning of the image encoder with a zero-shot-initialised linear head.
 
-The classifier of WiSE-FT (``mlfoundations/wise-ft`` ``src/models/modeling.py``, papers.md §5.4) and
-Lipsum-FT (``cs-giung/lipsum-ft`` ``scripts/Lipsum-FT.py``, papers.md §4.3–4.5):
+The classifier of WiSE-FT (``mlfoundations/wise-ft`` ``src/models/modeling.py``, docs/protocols.md §5.4) and
+Lipsum-FT (``cs-giung/lipsum-ft`` ``scripts/Lipsum-FT.py``, docs/protocols.md §4.3–4.5):
 ``logits = exp(logit_scale) · normalize(F_θ(x)) @ Wᵀ``, ``W`` initialised with the zero-shot head
 and trained (not re-normalised unless ``normalize_head``), the text tower and the logit scale frozen.
 """

@@ -1,4 +1,4 @@
-"""KgCoOp: knowledge-guided context optimisation (Yao, Zhang & Xu, CVPR 2023; papers.md §2.3).
+"""KgCoOp: knowledge-guided context optimisation (Yao, Zhang & Xu, CVPR 2023; docs/protocols.md §2.3).
 
 CoOp (:class:`~clipstudy.methods.prompt_learning.CoOp`) with the ``kgcoop`` regularizer
 (:mod:`clipstudy.regularizers.kgcoop`) attached: ``L = CE + W · (1 − mean_k cos(w_k, w_k^clip))``.

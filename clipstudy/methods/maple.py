@@ -69,7 +69,7 @@ class _DeepPromptMixin:
 
     def encode_names(self, names, image_features=None) -> torch.Tensor:
         """Unit text features ``[n, d]`` of arbitrary names with the learned shallow and deep text prompts
-        (DOR's outliers go through the same prompted text tower, papers.md §2.2); ``image_features`` is
+        (DOR's outliers go through the same prompted text tower, docs/protocols.md §2.2); ``image_features`` is
         ignored (the text prompts do not depend on the image)."""
         p = self._text()
         prompts, tokens = p.learner.name_prompts(self._loaded, self.text_encoder, names)

@@ -1,6 +1,6 @@
 """Prompt learning on a frozen CLIP: CoOp (Zhou et al. 2022, IJCV) and CoCoOp (Zhou et al. 2022, CVPR).
 
-Ported from ``KaiyangZhou/CoOp`` ``trainers/coop.py`` and ``trainers/cocoop.py`` (papers.md §5.1–5.2,
+Ported from ``KaiyangZhou/CoOp`` ``trainers/coop.py`` and ``trainers/cocoop.py`` (docs/protocols.md §5.1–5.2,
 §6 item 3) to open_clip. A prompt is ``[SOS] ctx_1 .. ctx_M [CLASS] . [EOS]``: the tokens of
 ``"X X ... X {classname}."`` are embedded with the frozen ``token_embedding`` and the ``X`` positions
 are replaced by learnable context vectors, then the frozen text tower runs on these embeddings
@@ -336,7 +336,7 @@ class CoCoOp(Method):
 
     def encode_names(self, names, image_features=None) -> torch.Tensor:
         """Unit text features ``[B, n, d]`` of ``names`` prompted with each image's context ``ctx + π(z_b)``
-        (CoCoOp-DOR's outlier prompts, papers.md §2.2). ``image_features`` ``[B, d]`` are required."""
+        (CoCoOp-DOR's outlier prompts, docs/protocols.md §2.2). ``image_features`` ``[B, d]`` are required."""
         if image_features is None:
             raise ConfigError("CoCoOp's prompts depend on the image: encode_names needs image_features [B, d]")
         tokens, prefix, suffix, name_lens = self.prompt_learner._name_parts(self._loaded, self.text_encoder, names)

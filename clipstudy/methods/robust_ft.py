@@ -1,5 +1,5 @@
 """FLYP: contrastive fine-tuning of both towers on class captions (Goyal et al. 2023, "Finetune like you
-pretrain", CVPR; ``locuslab/FLYP`` ``src/models/flyp_loss.py``; papers.md §5.5).
+pretrain", CVPR; ``locuslab/FLYP`` ``src/models/flyp_loss.py``; docs/protocols.md §5.5).
 
 Each training image is paired with the caption ``template.format(class)``, the template drawn per image
 from the template set; the image and text towers are trained with CLIP's symmetric contrastive loss
@@ -92,7 +92,7 @@ class FLYP(Method):
 
     def class_head(self) -> torch.Tensor:
         """Unit class text features ``[K, d]``: per class, the mean of the unit features of every template,
-        re-normalised (papers.md §0.2), from the current text tower; cached until the weights change."""
+        re-normalised (docs/protocols.md §0.2), from the current text tower; cached until the weights change."""
         if self._head is None or self.training:
             with torch.no_grad():
                 t, k, n = self.captions.shape

@@ -1,5 +1,5 @@
 """Dynamic Outlier Regularization (DOR): Wang, Li & Wei, *Understanding and Mitigating Miscalibration in
-Prompt Tuning for Vision-Language Models* (ICML 2025); papers.md §2.2.
+Prompt Tuning for Vision-Language Models* (ICML 2025); docs/protocols.md §2.2.
 
 Every training step draws as many outlier class names as there are training (base) classes from an
 outlier pool (:mod:`clipstudy.vocabulary`), prompts them with the method's *learned* context
@@ -12,7 +12,7 @@ outlier pool (:mod:`clipstudy.vocabulary`), prompts them with the method's *lear
 The frozen features of the whole pool are computed once per pool and cached on disk
 (:func:`clipstudy.vocabulary.candidate_features`); a step only looks rows up. CoCoOp-DOR prompts the
 outliers with each training image's context ``ctx + π(z)``. λ = 8 for CoOp and 2 for the other methods
-are the recipes' defaults, **unverified vs paper** (secondary sources, papers.md §2.2 / §6.5).
+are the recipes' defaults, **unverified vs paper** (secondary sources, docs/protocols.md §2.2 / §6.5).
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from ..vocabulary import DEFAULT_K, DEFAULT_TEMPLATE, OutlierSampler, build_outl
 
 
 def dor_loss(tuned, frozen):
-    """``1 − (1/B) Σ_b cos(t'_b, t_b)`` (papers.md §2.2, ``torch.nn.CosineSimilarity(dim=1, eps=1e-7)``):
+    """``1 − (1/B) Σ_b cos(t'_b, t_b)`` (docs/protocols.md §2.2, ``torch.nn.CosineSimilarity(dim=1, eps=1e-7)``):
     ``tuned`` ``[B, d]`` (or ``[n_images, B, d]`` for CoCoOp) learned-context outlier features, ``frozen``
     ``[B, d]`` zero-shot features of the same names."""
     return mean_cosine_distance(tuned, frozen)

@@ -1,4 +1,4 @@
-"""KgCoOp's knowledge-guided regularizer (Yao, Zhang & Xu, CVPR 2023; papers.md §2.3).
+"""KgCoOp's knowledge-guided regularizer (Yao, Zhang & Xu, CVPR 2023; docs/protocols.md §2.3).
 
 ``htyao89/KgCoOp`` ``KgCoOp/trainers/kgcoop.py``: the frozen CLIP text features ``w_k^clip`` of the
 dataset's hand-crafted prompt (``CUSTOM_TEMPLATES``, e.g. ``"a photo of a {}."``) anchor the learned class

@@ -2,11 +2,11 @@
 (``regularizers={"lipsum": {"weight": 1.0, "n_texts": 80, "length": 8}}``):
 
 * ``l2sp``: ``‖θ − θ0‖²`` over the image tower (Li et al. 2018, "Explicit inductive bias for transfer
-  learning with convolutional networks", ICML; Lipsum-FT's L2SP baseline, papers.md §4.4);
+  learning with convolutional networks", ICML; Lipsum-FT's L2SP baseline, docs/protocols.md §4.4);
 * ``kd``: distillation to the zero-shot model's logits (Hinton et al. 2015; Lipsum-FT's KD baseline);
 * ``car_ft``: KL between the zero-shot and the fine-tuned model's distributions over contexts (the
-  template embeddings; Mao et al. 2022, CAR-FT; papers.md §5.7);
-* ``lipsum``: Lipsum-FT's random-text regulariser (Nam et al. 2024; papers.md §4.3–4.5).
+  template embeddings; Mao et al. 2022, CAR-FT; docs/protocols.md §5.7);
+* ``lipsum``: Lipsum-FT's random-text regulariser (Nam et al. 2024; docs/protocols.md §4.3–4.5).
 
 All reuse the unit image features ``outputs["features"]`` that the method's ``forward_train`` already
 computed, and the features of the frozen zero-shot tower θ0 are computed once per step for every
@@ -79,7 +79,7 @@ class KD(Regularizer):
     """``T² · KL(softmax(ℓ0/T) ‖ softmax(ℓ/T))`` (Hinton et al. 2015), teacher logits
     ``ℓ0 = s · F_θ0(x) @ W0ᵀ`` of the zero-shot model: θ0's features with the method's classifier as it
     was when attached (the zero-shot head for ``finetune``). Lipsum-FT's exact KD form (λ, T) is not
-    known (papers.md §4.4 [S]); T = 1 here."""
+    known (docs/protocols.md §4.4 [S]); T = 1 here."""
 
     def __init__(self, method, loaded, temperature: float = 1.0):
         super().__init__()
@@ -108,7 +108,7 @@ class KD(Regularizer):
 def context_embeddings(loaded, classnames, templates) -> torch.Tensor:
     """CAR-FT's context embeddings ``W_ctx`` ``[T, d]``: for each template, the mean over classes of the
     unit text features of ``template.format(class)``, re-normalised (Lipsum-FT's ``setup.py`` builds the
-    same ``zeroshot_ctx_weights``, papers.md §5.7)."""
+    same ``zeroshot_ctx_weights``, docs/protocols.md §5.7)."""
     from ..prompts import get_templates
 
     out = []
@@ -122,7 +122,7 @@ def context_embeddings(loaded, classnames, templates) -> torch.Tensor:
 @LOSSES.register("car_ft", kind="regularizer", scale_power=1)
 class CARFT(Regularizer):
     """``KL(p_θ0(ctx|x) ‖ p_θ(ctx|x))`` with ``p(ctx|x) = softmax(s · F(x) @ W_ctxᵀ)`` over the context
-    embeddings of ``templates`` (:func:`context_embeddings`). CAR-FT (Mao et al. 2022; papers.md §5.7):
+    embeddings of ``templates`` (:func:`context_embeddings`). CAR-FT (Mao et al. 2022; docs/protocols.md §5.7):
     the KL direction and λ are not known [NF]; chosen here: zero-shot → fine-tuned (the distillation
     direction, as in ``kd``). Unverified against the CAR-FT paper."""
 
@@ -142,7 +142,7 @@ class CARFT(Regularizer):
 
 @LOSSES.register("lipsum", kind="regularizer", scale_power=2)
 class Lipsum(Regularizer):
-    """Lipsum-FT (Nam et al. 2024, ``scripts/Lipsum-FT.py``; papers.md §4.3): each step, ``n_texts``
+    """Lipsum-FT (Nam et al. 2024, ``scripts/Lipsum-FT.py``; docs/protocols.md §4.3): each step, ``n_texts``
     random token sequences of ``length`` tokens (:func:`clipstudy.analysis.random_text_tokens`, from
     ``(seed, batch["step"])``), encoded by the frozen text tower, and
     :func:`clipstudy.analysis.lipsum_regularizer` between the fine-tuned and the zero-shot image features,

@@ -1,7 +1,7 @@
 """Wang, Li & Wei, "Understanding and mitigating miscalibration in prompt tuning for vision-language models"
 (ICML 2025): the base/new calibration trade-off of prompt tuning and Dynamic Outlier Regularization (DOR).
 
-Protocol (papers.md §0.5, §2.4): CoOp's base-to-new split (labels sorted, the first ``ceil(n/2)`` are base
+Protocol (docs/protocols.md §0.5, §2.4): CoOp's base-to-new split (labels sorted, the first ``ceil(n/2)`` are base
 classes, relabelled; :func:`clipstudy.experiment.subsample_classes`); each method trains on ``K`` shots of
 the base classes per seed and is evaluated at its last step on the base test images (closed set over the
 base names) and on the new test images (closed set over the new names, the method rebuilt for them with
@@ -484,7 +484,7 @@ def dataset_specs(name: str, *, n_train: int = 1200, n_test: int = 1500, n_val: 
 
 def combine(results: Mapping[str, CalibrationResults]) -> CalibrationResults:
     """Several datasets' results as one, averaged over datasets per (cell, seed, group), as the paper
-    averages its 11 datasets (papers.md §0.5); reliability bins are summed, training histories averaged
+    averages its 11 datasets (docs/protocols.md §0.5); reliability bins are summed, training histories averaged
     per logged step (the i-th log of every dataset), zero-shot FD averaged. One dataset is returned as is."""
     import pandas as pd
 

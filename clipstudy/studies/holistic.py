@@ -1,7 +1,7 @@
-"""Tu, Deng & Gedeon, "Toward a holistic evaluation of robustness in CLIP models" (TPAMI 2025; papers.md §3):
+"""Tu, Deng & Gedeon, "Toward a holistic evaluation of robustness in CLIP models" (TPAMI 2025; docs/protocols.md §3):
 a zoo of CLIP models that differ in one of six factors, each evaluated on every reliability axis.
 
-Protocol (papers.md §3.2, reconstructed where the paper's is not known, and scaled to the embedded world):
+Protocol (docs/protocols.md §3.2, reconstructed where the paper's is not known, and scaled to the embedded world):
 
 * the zoo (:mod:`clipstudy.studies.zoo`, ``data/resources/zoo.json``) varies the architecture, the training
   distribution, the training-set size, fine-tuning (FT, FLYP), the contrastive loss (CLIP, SigLIP); the
@@ -239,7 +239,7 @@ def world_benchmark(n_train: int = 1500, n_test: int = 600, n_val: int = 400, n_
 def imagenet_benchmark(n_test: int = 0, n_val: int = 0, n_shift: int = 0, n_ood: int = 0, n_corrupt: int = 0,
                        severities=(), corruptions=(), n_retrieval: int = 0, seed: int = 0, data_root=None,
                        **_ignored) -> dict:
-    """The paper's benchmarks read from folders (papers.md §3.2): ImageNet val (a seeded 20% held out for
+    """The paper's benchmarks read from folders (docs/protocols.md §3.2): ImageNet val (a seeded 20% held out for
     temperature scaling), ImageNet-X factors, ImageNet-V2/Sketch/R/A shifts, the MCM OOD sets and NINCO,
     Geirhos' cue-conflict stimuli, ImageNet-C (``imagenet_c``; every corruption and severity present under
     ``data_root`` unless listed) and COCO / Flickr30k retrieval. ``n_*`` cap each set (0: every image)."""
@@ -275,7 +275,7 @@ def _imagenet_c_cells(root, corruptions, severities) -> list[tuple[str, str, int
 
 IMAGENET_X_FACTORS = ("pose", "background", "pattern", "color", "smaller", "shape", "partial_view", "subcategory",
                       "texture", "larger")
-"""The ten ImageNet-X factors of the analysis (papers.md §3.2: likely the ten most frequent; unverified)."""
+"""The ten ImageNet-X factors of the analysis (docs/protocols.md §3.2: likely the ten most frequent; unverified)."""
 
 
 def benchmark_defaults(name: str, data_root=None) -> dict:
@@ -908,7 +908,7 @@ def _prompt_numbers(res, s) -> dict:
 
 
 def verdicts(n: Mapping[str, float], default: str = "single", other: str = "ensemble") -> dict[str, str]:
-    """One sentence per finding of Tu et al. (papers.md §3.3), saying whether the numbers support it."""
+    """One sentence per finding of Tu et al. (docs/protocols.md §3.3), saying whether the numbers support it."""
     out = {}
     if "base_shape_bias" in n and "ft_shape_bias" in n:
         zs, ft, fl = n["base_shape_bias"], n["ft_shape_bias"], n.get("flyp_shape_bias", np.nan)

@@ -1,7 +1,7 @@
 """Ming & Li, "How does fine-tuning impact out-of-distribution detection for vision-language models?"
 (IJCV 2023): OOD scores before and after few-shot fine-tuning.
 
-Protocol (papers.md §1.3, reconstructed where the paper's is not known): a method is trained on ``K``
+Protocol (docs/protocols.md §1.3, reconstructed where the paper's is not known): a method is trained on ``K``
 shots per ID class (CoOp sampling, several seeds), then every registered OOD scorer (higher = more ID,
 :mod:`clipstudy.scores`) is computed from the method's class similarities on the ID test set and on each
 OOD set, and AUROC / FPR95 / AUPR-In / AUPR-Out are computed with ID as the positive class (MCM's
@@ -332,7 +332,7 @@ def world_benchmark(n_train: int = 1200, n_test: int = 900, n_ood: int = 450, sh
 @BENCHMARKS.register("imagenet")
 def imagenet_benchmark(n_test: int | None = None, n_ood: int | None = None, shift_domains=("imagenet_sketch",),
                        seed: int = 0, **_ignored) -> dict:
-    """MCM's ImageNet protocol (papers.md §1.3): few shots from ImageNet train, ID test = ImageNet val,
+    """MCM's ImageNet protocol (docs/protocols.md §1.3): few shots from ImageNet train, ID test = ImageNet val,
     OOD = the iNaturalist / SUN / Places / Textures subsets of MOS (folders under ``data_root``), shift =
     ImageNet variants with the same classes (e.g. ``imagenet_sketch``, ``imagenet_v2``). ``n_test`` /
     ``n_ood`` keep seeded subsets (``None``: every image)."""

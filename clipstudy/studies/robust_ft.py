@@ -1,6 +1,6 @@
 """Nam, Heo & Lee, "Lipsum-FT: Robust fine-tuning of zero-shot models using random text guidance" (ICLR
 2024): fine-tune on a reference domain, evaluate on shifted domains, and relate robustness to the energy
-gap and to feature distortion (papers.md §4).
+gap and to feature distortion (docs/protocols.md §4).
 
 Protocol: every method of the study (recipes in ``data/resources/recipes_robust_ft.json``: zero-shot,
 linear probe, FT, LP-FT, FLYP, L2-SP, KD, CAR-FT, Lipsum-FT) is trained on the reference domain's
@@ -160,7 +160,7 @@ def world_study(n_train: int = 1500, n_test: int = 300, classes: str = "id", ref
 
 
 def domainnet_study(max_train: int | None = None, max_test: int | None = None, **kw) -> RobustFTStudy:
-    """Lipsum-FT's DomainNet protocol (papers.md §4.3): fine-tune on ``real`` (train split), test on the
+    """Lipsum-FT's DomainNet protocol (docs/protocols.md §4.3): fine-tune on ``real`` (train split), test on the
     ``test`` split of real, painting, clipart, infograph and sketch (quickdraw is left out)."""
     cap = lambda n: {} if n is None else {"max_images": int(n)}  # noqa: E731
     domains = {d: {"dataset": "domainnet", "split": "test", "domain": d, **cap(max_test)}
@@ -392,7 +392,7 @@ def masked(sims: np.ndarray, positions) -> np.ndarray:
 
 
 def classification_metrics(logits, labels, ece_bins: int = 15) -> dict:
-    """Accuracy, NLL (Lipsum-FT reports both, papers.md §0.4) and ECE (``ece_bins`` equal-width bins)."""
+    """Accuracy, NLL (Lipsum-FT reports both, docs/protocols.md §0.4) and ECE (``ece_bins`` equal-width bins)."""
     from ..metrics import accuracy, ece, nll
 
     return {"accuracy": accuracy(logits, labels), "nll": nll(logits, labels, from_logits=True),

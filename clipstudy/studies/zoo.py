@@ -1,4 +1,4 @@
-"""The model zoo of the holistic robustness study (Tu, Deng & Gedeon, TPAMI 2025; papers.md §3.1): models
+"""The model zoo of the holistic robustness study (Tu, Deng & Gedeon, TPAMI 2025; docs/protocols.md §3.1): models
 that differ in one of the six factors while the others stay fixed.
 
 The zoo is data (``data/resources/zoo.json``). Each model is
@@ -48,7 +48,7 @@ def zoo_table() -> dict:
 
 
 def factor_names() -> tuple[str, ...]:
-    """The six factors of Tu et al. (papers.md §3.1), in the order of ``zoo.json``."""
+    """The six factors of Tu et al. (docs/protocols.md §3.1), in the order of ``zoo.json``."""
     return tuple(zoo_table()["factors"])
 
 

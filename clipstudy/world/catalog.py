@@ -89,7 +89,7 @@ def domain_support(domain: str, factor: str) -> tuple[str, ...]:
 def class_groups() -> dict[str, list[str]]:
     """``{"id", "near_ood", "far_ood", "base", "new"}`` -> class names in :data:`CLASS_NAMES` order.
 
-    ``base``/``new`` split the ID classes as CoOp's ``subsample_classes`` does (papers.md §0.5):
+    ``base``/``new`` split the ID classes as CoOp's ``subsample_classes`` does (docs/protocols.md §0.5):
     labels in order, the first ceil(n/2) are base, the rest new.
     """
     groups = {g: [c["name"] for c in _CLASSES if c["group"] == g] for g in GROUPS}

@@ -162,7 +162,7 @@ from the run; the sentences after each figure say how far it can be trusted. Lon
 
 **Paper:** CLIP's robustness differs strongly across visual factors; effective robustness (accuracy on a
 factor above what overall accuracy predicts) depends on the training distribution and shrinks after
-fine-tuning, and fewer prompts do *not* improve factor robustness (papers.md §3.3 d, e). Each panel takes
+fine-tuning, and fewer prompts do *not* improve factor robustness (docs/protocols.md §3.3 d, e). Each panel takes
 a factor's hardest value; the grey crosses are the baseline family (supervised, photos only) and the
 dashed line is fitted on them alone on logit axes (Taori et al. 2020), so points above it are more robust
 to that factor than a standard model of their accuracy. The last panel averages effective robustness
@@ -187,7 +187,7 @@ print(claims.get("effective_robustness", "no baseline line, so no mean effective
 ## Figure 2 — shape bias
 
 **Paper:** zero-shot CLIP is **shape-biased**, and the bias **shrinks after fine-tuning** on ImageNet
-(but not, or less, after contrastive fine-tuning such as FLYP) (papers.md §3.3 b). Shape bias is the
+(but not, or less, after contrastive fine-tuning such as FLYP) (docs/protocols.md §3.3 b). Shape bias is the
 fraction of shape decisions among shape-or-texture decisions on cue-conflict images.
 
 **Embedded default run:** **not reproduced for the zoo**: the short-trained zoo models are
@@ -205,7 +205,7 @@ print(claims.get("shape_bias", "no fine-tuned model in this zoo"))
 ## Figure 3 — OOD detection
 
 **Paper:** within one training distribution, ID accuracy correlates with OOD-detection AUROC; fewer
-prompts improve OOD detection (papers.md §3.3 d, e). Zero-shot models are scored with MCM (T = 1),
+prompts improve OOD detection (docs/protocols.md §3.3 d, e). Zero-shot models are scored with MCM (T = 1),
 fine-tuned ones with MSP, in the paper. Here every model is scored with both: the top row is MCM, the bottom row
 MSP (compare models within a row); the last column is the paper's pairing, labelled as such, which mixes
 the scorer's effect into the fine-tuning contrast. The accuracy–AUROC correlation is computed over
@@ -229,7 +229,7 @@ results.ood.pivot_table(index="entry", columns="scorer", values="auroc", aggfunc
 
 **Paper:** CLIP models are not consistently well calibrated, but after temperature scaling fitted on ID
 data they keep reasonable uncertainty under distribution shift; fewer prompts give better calibration
-(papers.md §3.3 d, e). The temperature is fitted on ID validation images with the bisection of the
+(docs/protocols.md §3.3 d, e). The temperature is fitted on ID validation images with the bisection of the
 authors' calibration code (`tune_temp`) and applied unchanged to the ID test set, every domain shift and
 every corruption.
 
@@ -249,7 +249,7 @@ results.calibration.groupby(["group", "scaled"])[["ece", "nll"]].mean().round(3)
 ## Figure 5 — image–text bridging
 
 **Paper:** retrieval recall tracks zero-shot classification accuracy across CLIP models, and the
-training distribution moves models off that trend (papers.md §3.2 axis 4). Fine-tuned models keep the
+training distribution moves models off that trend (docs/protocols.md §3.2 axis 4). Fine-tuned models keep the
 text tower they were fine-tuned with (FLYP: its own; FT: the frozen one), so their retrieval shows how
 much fine-tuning breaks the image–text alignment.
 
@@ -269,7 +269,7 @@ print(f"Pearson r between ID accuracy and mean R@1 over all models: "
 ## Figure 6 — corruptions: common vs geometric (the 3D-corruption analogue)
 
 **Paper:** the visual encoder's **architecture** matters most for robustness to 3D corruptions: CNN-based
-CLIP models beat ViT-based ones, especially at high severity (papers.md §3.3 a). Relative robustness divides
+CLIP models beat ViT-based ones, especially at high severity (docs/protocols.md §3.3 a). Relative robustness divides
 corrupted accuracy by the model's clean ID accuracy, so models of different accuracy can be compared.
 
 **Embedded default run:** **not reproduced**: the ViT keeps more of its clean accuracy under geometric
@@ -287,7 +287,7 @@ print(claims.get("architecture_3d", "no ViT/CNN pair in this zoo"))
 ## Figure 7 — six factors against every axis
 
 **Paper:** the training distribution strongly affects every property; architecture matters most for 3D
-corruptions; fewer prompts help OOD detection and calibration but not factor robustness (papers.md §3.3).
+corruptions; fewer prompts help OOD detection and calibration but not factor robustness (docs/protocols.md §3.3).
 Each row compares one zoo model with the base model (the factor it varies), or the prompt ensemble with
 the single prompt over every zero-shot model; each column is an axis. OOD detection has one column per
 scorer (MCM, MSP), both measured for every model, so the fine-tuning row compares like with like; factor
