@@ -77,10 +77,10 @@ def _labels(labels, n: int, name: str = "labels", n_classes: int | None = None) 
 
 
 def log_softmax(logits, axis: int = -1) -> np.ndarray:
-    """Numerically stable log-softmax in float64 (standard formula; used for NLL with ``from_logits``)."""
-    x = as_numpy(logits, "logits")
-    x = x - x.max(axis=axis, keepdims=True)
-    return x - np.log(np.exp(x).sum(axis=axis, keepdims=True))
+    """Numerically stable log-softmax in float64, ``x - max(x) - log sum exp(x - max(x))`` along ``axis``
+    (standard formula; used for NLL with ``from_logits``): ``scipy.special.log_softmax`` on the validated input."""
+    from scipy.special import log_softmax as _scipy_log_softmax
+    return _scipy_log_softmax(as_numpy(logits, "logits"), axis=axis)
 
 
 def softmax(logits, axis: int = -1) -> np.ndarray:
@@ -138,52 +138,40 @@ def _ood_inputs(id_scores, ood_scores):
     return i, o
 
 
-def _average_ranks(x: np.ndarray) -> np.ndarray:
-    """1-based ranks with ties given their average rank (as ``scipy.stats.rankdata``)."""
-    order = np.argsort(x, kind="mergesort")
-    xs = x[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(xs)) + 1]
-    ends = np.r_[starts[1:], len(xs)]
-    ranks = np.empty(len(x))
-    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
-    return ranks
+def _id_positive(i: np.ndarray, o: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(y_true, y_score)`` for sklearn: ID samples labelled 1 (positive), OOD samples 0."""
+    return np.r_[np.ones(len(i)), np.zeros(len(o))], np.concatenate([i, o])
 
 
 def auroc(id_scores, ood_scores) -> float:
     """AUROC with ID as the positive class, higher = more ID (MCM ``get_measures``, docs/protocols.md §0.3).
 
-    Mann-Whitney U with tied scores counting 1/2, identical to ``sklearn.metrics.roc_auc_score``.
+    ``sklearn.metrics.roc_auc_score`` with ID labelled 1, as MCM: the area under the ROC curve, equal to the
+    Mann-Whitney U statistic ``U / (n_id n_ood)`` with tied ID/OOD scores counting 1/2 (constant scores give 0.5).
     """
-    i, o = _ood_inputs(id_scores, ood_scores)
-    ranks = _average_ranks(np.concatenate([i, o]))
-    u = ranks[: len(i)].sum() - len(i) * (len(i) + 1) / 2.0
-    return float(u / (len(i) * len(o)))
-
-
-def _average_precision(pos: np.ndarray, neg: np.ndarray) -> float:
-    """Step-wise AP = sum_n (R_n - R_{n-1}) P_n over distinct thresholds (sklearn ``average_precision_score``)."""
-    s = np.concatenate([pos, neg])
-    y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
-    order = np.argsort(-s, kind="mergesort")
-    s, y = s[order], y[order]
-    ends = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
-    tps = np.cumsum(y)[ends]
-    fps = ends + 1 - tps
-    precision = tps / (tps + fps)
-    recall = tps / len(pos)
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    from sklearn.metrics import roc_auc_score
+    return float(roc_auc_score(*_id_positive(*_ood_inputs(id_scores, ood_scores))))
 
 
 def aupr_in(id_scores, ood_scores) -> float:
-    """AUPR-In: average precision with ID positive, higher = more ID (MCM's "AUPR", docs/protocols.md §0.3)."""
-    i, o = _ood_inputs(id_scores, ood_scores)
-    return _average_precision(i, o)
+    """AUPR-In: average precision with ID positive, higher = more ID (MCM's "AUPR", docs/protocols.md §0.3).
+
+    ``sklearn.metrics.average_precision_score`` with ID labelled 1, as MCM: the step-wise (non-interpolated)
+    ``AP = sum_n (R_n - R_{n-1}) P_n`` over the distinct score thresholds (tied scores form one threshold).
+    """
+    from sklearn.metrics import average_precision_score
+    return float(average_precision_score(*_id_positive(*_ood_inputs(id_scores, ood_scores))))
 
 
 def aupr_out(id_scores, ood_scores) -> float:
-    """AUPR-Out: average precision with OOD positive and negated scores (Hendrycks & Gimpel convention)."""
+    """AUPR-Out: average precision with OOD positive and negated scores (Hendrycks & Gimpel convention).
+
+    ``sklearn.metrics.average_precision_score`` with OOD labelled 1 and scores ``-s``; same step-wise AP as
+    :func:`aupr_in`.
+    """
+    from sklearn.metrics import average_precision_score
     i, o = _ood_inputs(id_scores, ood_scores)
-    return _average_precision(-o, -i)
+    return float(average_precision_score(*_id_positive(-o, -i)))
 
 
 def fpr_at_tpr(id_scores, ood_scores, tpr: float = 0.95) -> float:

@@ -72,8 +72,10 @@ def max_logit(s) -> np.ndarray:
 
 
 def _logsumexp(x: np.ndarray) -> np.ndarray:
-    m = x.max(1)
-    return m + np.log(np.exp(x - m[:, None]).sum(1))
+    """Row-wise ``log sum_k exp(x_k)`` [N] of ``x`` [N, K]: ``scipy.special.logsumexp(x, axis=1)`` (max-shifted,
+    the function MCM's ``get_ood_scores_clip`` calls for its ``energy`` score)."""
+    from scipy.special import logsumexp
+    return logsumexp(x, axis=1)
 
 
 def _logits(s, logit_scale) -> np.ndarray:

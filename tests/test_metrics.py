@@ -101,6 +101,59 @@ def test_ood_metrics_match_sklearn_and_brute_force(seed):
     assert d["fpr95"] == pytest.approx(_fpr_brute(i, o, 0.95))
 
 
+def _auroc_pairs(id_s, ood_s):
+    """Mann-Whitney by brute force: P(id > ood) + P(id == ood) / 2 over all ID/OOD pairs."""
+    d = np.asarray(id_s, float)[:, None] - np.asarray(ood_s, float)[None, :]
+    return float(np.mean(d > 0) + 0.5 * np.mean(d == 0))
+
+
+def _ap_loop(pos, neg):
+    """Step-wise AP sum_n (R_n - R_{n-1}) P_n, one step per distinct threshold, by an explicit loop."""
+    pos, neg = np.asarray(pos, float), np.asarray(neg, float)
+    ap, prev_r = 0.0, 0.0
+    for t in sorted(set(np.r_[pos, neg]), reverse=True):
+        tp, fp = np.sum(pos >= t), np.sum(neg >= t)
+        r = tp / len(pos)
+        ap += (r - prev_r) * tp / (tp + fp)
+        prev_r = r
+    return ap
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_auroc_aupr_match_brute_force(seed):
+    i, o = _ood_data(seed, n_id=120, n_ood=90, ties=seed % 2 == 0)
+    assert M.auroc(i, o) == pytest.approx(_auroc_pairs(i, o), abs=1e-12)
+    assert M.aupr_in(i, o) == pytest.approx(_ap_loop(i, o), abs=1e-12)
+    assert M.aupr_out(i, o) == pytest.approx(_ap_loop(-o, -i), abs=1e-12)
+
+
+def test_ood_metrics_degenerate_inputs_and_types():
+    # constant scores: AUROC 0.5; AP = the positive-class prevalence (one threshold, recall 1)
+    assert M.auroc(np.ones(4), np.ones(3)) == 0.5
+    assert M.aupr_in(np.ones(4), np.ones(3)) == pytest.approx(4 / 7, abs=1e-15)
+    assert M.aupr_out(np.ones(4), np.ones(3)) == pytest.approx(3 / 7, abs=1e-15)
+    # one sample per side
+    assert M.ood_metrics([1.0], [0.0]) == {"auroc": 1.0, "aupr_in": 1.0, "aupr_out": 1.0, "fpr95": 0.0}
+    assert M.ood_metrics([1.0], [1.0]) == {"auroc": 0.5, "aupr_in": 0.5, "aupr_out": 0.5, "fpr95": 1.0}
+    # python floats back for lists of ints, 2-D arrays (raveled) and half-precision torch tensors
+    i16, o16 = torch.tensor([0.5, 1.0, 1.0, 2.0], dtype=torch.float16), torch.tensor([0.0, 1.0], dtype=torch.float16)
+    for f in (M.auroc, M.aupr_in, M.aupr_out):
+        assert type(f([1, 2, 3], [0, 2])) is float
+        assert f(np.arange(6.0).reshape(2, 3), [[0.5], [2.5]]) == f(np.arange(6.0), [0.5, 2.5])
+        assert f(i16, o16) == f(i16.double().numpy(), o16.double().numpy())
+    assert M.auroc(i16, o16) == pytest.approx(_auroc_pairs([0.5, 1, 1, 2], [0, 1]), abs=1e-15)
+
+
+def test_ood_single_class_input_raises():
+    # an empty side (single-class input) is rejected before sklearn sees it, with clipstudy's message
+    with pytest.raises(ValueError, match="ood_scores: empty array"):
+        M.auroc([1.0, 2.0], [])
+    with pytest.raises(ValueError, match="id_scores: empty array"):
+        M.aupr_in([], [1.0])
+    with pytest.raises(ValueError, match="ood_scores: empty array"):
+        M.aupr_out([1.0], np.zeros((0, 3)))
+
+
 def test_fpr_mcm_tie_quirk_hand_case():
     # ID 1..20: recall is exactly 0.95 at thresholds 2 and 1.5 (the OOD 1.5 lies between ID 2 and ID 1).
     # MCM picks the lowest equally-close threshold (1.5), so every OOD sample counts: FPR = 4/4.
@@ -135,6 +188,22 @@ def test_ood_metrics_over_sets_mean():
 def test_ood_bad_input(bad):
     with pytest.raises(ValueError):
         bad()
+
+
+def test_log_softmax_matches_brute_force_in_float64():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(7, 5)) * 40 + 500.0  # large logits: the naive exp would overflow
+    def rows(a):  # log p_k = -log sum_j exp(x_j - x_k), row by row
+        return np.array([[-math.log(math.fsum(math.exp(w - v) for w in r)) for v in r] for r in a])
+    np.testing.assert_allclose(M.log_softmax(x), rows(x), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(M.log_softmax(x, axis=0), rows(x.T).T, rtol=0, atol=1e-12)
+    for inp in (x.astype(np.float32), torch.tensor(x, dtype=torch.float16), [1, 2, 3]):
+        assert M.log_softmax(inp).dtype == np.float64
+    np.testing.assert_allclose(M.softmax([[0.0, 0.0]]), [[0.5, 0.5]], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(M.log_softmax([1e300, -1e300, 0.0]), [0.0, -2e300, -1e300])  # no overflow
+    for bad in ([], [[np.nan, 0.0]], [[np.inf, 0.0]]):
+        with pytest.raises(ValueError, match="logits: "):
+            M.log_softmax(bad)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -248,6 +248,15 @@ def _random_sims(seed, n=60, k=13):
     return np.random.default_rng(seed).uniform(-0.2, 0.45, size=(n, k))
 
 
+def test_logsumexp_helper_matches_fsum_and_keeps_float64():
+    x = np.random.default_rng(22).normal(size=(9, 6)) * 50 + 800.0  # exp(800) overflows: needs the max shift
+    ref = [max(r) + math.log(math.fsum(math.exp(v - max(r)) for v in r)) for r in x]
+    out = S._logsumexp(x)
+    assert out.shape == (9,) and out.dtype == np.float64
+    np.testing.assert_allclose(out, ref, rtol=1e-14)
+    np.testing.assert_allclose(S._logsumexp(np.zeros((2, 4))), [math.log(4)] * 2, rtol=1e-15)
+
+
 @pytest.mark.parametrize("a", SCALES)
 @pytest.mark.parametrize("T", (1.0, 0.5, 3.0))
 def test_energy_is_scaled_logsumexp_of_logits(a, T):
