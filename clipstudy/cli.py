@@ -10,30 +10,88 @@ import json
 import sys
 
 
-def registries() -> dict[str, list[str]]:
-    """Every extension point and its registered names."""
-    from .data import list_datasets
+def _registries() -> dict:
+    """Every extension point a user can name, as its registry (models: see :func:`registries`)."""
+    from .data import DATASETS
     from .losses import LOSSES
-    from .methods import list_methods
-    from .models import list_models
+    from .methods import METHODS
+    from .recipes import RECIPES
+    from .regularizers import REGULARIZERS
     from .scores import SCORERS
 
-    return {"models": list_models(), "datasets": list_datasets(), "methods": list_methods(),
-            "scorers": SCORERS.list(), "losses": LOSSES.list()}
+    return {"datasets": DATASETS, "methods": METHODS, "scorers": SCORERS, "losses": LOSSES,
+            "regularizers": REGULARIZERS, "recipes": RECIPES}
+
+
+def registries() -> dict[str, list[str]]:
+    """Every extension point and its registered names: models (the project's, then open_clip's), datasets,
+    methods, OOD scorers, contrastive losses, regularizers (:data:`clipstudy.regularizers.REGULARIZERS`) and
+    training recipes (:data:`clipstudy.recipes.RECIPES`)."""
+    from .models import list_models
+
+    return {"models": list_models(), **{key: reg.list() for key, reg in _registries().items()}}
+
+
+def model_description(name: str) -> str:
+    """One line about model ``name``: the shipped checkpoint, a project config's towers, or open_clip's."""
+    from . import paths
+    from .io import read_json
+    from .models import EMBEDDED
+
+    if name == EMBEDDED:
+        card = paths.assets_dir() / "embedded.json"
+        text = read_json(card).get("config", {}).get("description", "") if card.is_file() else ""
+        return text or "the shipped model pretrained on the embedded world (clipstudy/assets/EMBEDDED_MODEL_CARD.md)"
+    cfg = paths.model_configs_dir() / f"{name}.json"
+    if not cfg.is_file():
+        return "open_clip architecture (open_clip's model_configs)"
+    c = read_json(cfg)
+    v, t = c.get("vision_cfg", {}), c.get("text_cfg", {})
+    if v.get("timm_model_name"):
+        vision = f"timm {v['timm_model_name']}"
+    elif isinstance(v.get("layers"), (list, tuple)):
+        vision = f"ResNet {'-'.join(map(str, v['layers']))} x{v.get('width')}"
+    else:
+        vision = f"ViT {v.get('layers')}L x{v.get('width')}/{v.get('patch_size')}"
+    bias = ", SigLIP logit bias" if c.get("init_logit_bias") is not None else ""
+    return (f"architecture: image {vision} at {v.get('image_size')} px, text {t.get('layers')}L "
+            f"x{t.get('width')}, embed {c.get('embed_dim')}{bias}")
+
+
+def descriptions(names: dict[str, list[str]] | None = None) -> dict[str, dict[str, str]]:
+    """``{extension point: {name: one-line description}}`` for every registered name."""
+    names = names or registries()
+    out = {"models": {n: model_description(n) for n in names["models"]}}
+    out.update({key: reg.descriptions() for key, reg in _registries().items()})
+    return out
+
+
+def _line(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3].rstrip() + "..."
 
 
 def cmd_info(args) -> int:
     reg = registries()
+    desc = descriptions(reg)
     if args.json:
-        print(json.dumps(reg, indent=2))
+        print(json.dumps({**reg, "descriptions": desc}, indent=2))
         return 0
     from .models import project_model_names
+    from .recipes import RECIPES
 
     own = project_model_names()
-    print(f"clipstudy models:  {', '.join(own)}")
-    print(f"open_clip models:  {len(reg['models']) - len(own)} architectures (clipstudy info --json lists them)")
-    for key in ("datasets", "methods", "scorers", "losses"):
-        print(f"{key + ':':<18} {', '.join(reg[key])}")
+    print(f"models ({len(own)} of clipstudy; open_clip's {len(reg['models']) - len(own)} architectures "
+          "also load: clipstudy info --json lists them):")
+    for n in own:
+        print(f"  {n:<26} {_line(desc['models'][n], 110)}")
+    for key in ("datasets", "methods", "scorers", "losses", "regularizers", "recipes"):
+        print(f"\n{key} ({len(reg[key])}):")
+        for n in reg[key]:
+            if key == "recipes":  # the study the recipe belongs to tells similar names apart (zs/zeroshot, ...)
+                study = RECIPES.meta(n).get("study") or "-"
+                print(f"  {n:<22} {'[' + study + ']':<13} {_line(desc[key][n], 96)}")
+            else:
+                print(f"  {n:<22} {_line(desc[key][n], 110)}")
     return 0
 
 
@@ -128,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="clipstudy", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
-    info = sub.add_parser("info", help="list registered models, datasets, methods, scorers, losses")
+    info = sub.add_parser("info", help="list registered models, datasets, methods, scorers, losses, regularizers, "
+                                       "recipes, each with a one-line description")
     info.add_argument("--json", action="store_true")
     info.set_defaults(func=cmd_info)
 

@@ -1,11 +1,12 @@
 """Composing model + data + method into trained methods and their outputs (shared by every study).
 
-* :func:`dataset_from_spec` builds a dataset from a plain dict (``{"dataset": "world", "domain": "photo",
-  "n": 600}`` or ``{"dataset": "imagenet", "split": "val", "max_images": 10000}``), so a study's data is a
-  parameter that the embedded and the real path fill differently.
+* :func:`dataset_from_spec` (defined in :mod:`clipstudy.data.specs`, re-exported here with :class:`Subset`
+  and :class:`ClassSubset`) builds a dataset from a plain dict (``{"dataset": "world", "domain": "photo",
+  "n": 600}``), so a study's data is a parameter that the embedded and the real path fill differently.
 * :class:`Recipe` says how to train one method (its constructor parameters and optimisation settings);
-  defaults per method live in ``data/resources/recipes*.json`` at two scales, ``paper`` (the papers'
-  settings) and ``embedded`` (the same recipe scaled to the embedded world and a CPU).
+  defaults per method live in ``clipstudy/recipes/<name>.json`` (:data:`clipstudy.recipes.RECIPES`) at two
+  scales, ``paper`` (the papers' settings) and ``embedded`` (the same recipe scaled to the embedded world and
+  a CPU).
 * :func:`train_method` trains one method on a few-shot (or full) training set through the one loop in
   :mod:`clipstudy.train` — on cached frozen features for feature methods, on images for image methods —
   with a resumable checkpoint.
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import hashlib
 import math
 from dataclasses import dataclass
@@ -26,67 +26,15 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from . import paths
+from .batches import image_batches  # noqa: F401  (re-exported: batch sources live in clipstudy.batches)
+from .data.specs import ClassSubset, Subset, dataset_from_spec  # noqa: F401  (re-exported: they live in data/specs)
 from .errors import ConfigError
-from .io import read_json
 
 SCALES = ("embedded", "paper")
 PROTOCOL_VERSION = 2
 """Part of every result spec: bump it when a change alters the numbers a cell produces (2: the cell's seed
 reaches every random initialisation; regularizer weights carried to the model's logit scale by one rule;
 FLYP trains its logit scale; prompt learners' weight decay as Dassl's)."""
-
-
-# --------------------------------------------------------------------------- datasets
-
-def dataset_from_spec(spec: Mapping[str, Any], data_root=None, transform=None):
-    """A registered dataset from ``{"dataset": name, **options}``.
-
-    ``max_images`` (optional) keeps a seeded random subset of that many images (``subset_seed``, default
-    0), to run a real benchmark on part of its test set. Everything else goes to
-    :func:`clipstudy.data.build_dataset` (``split``, ``domain`` and the dataset's own options).
-    """
-    from .data import build_dataset
-
-    if not isinstance(spec, Mapping) or "dataset" not in spec:
-        raise ConfigError(f"a dataset spec is a dict with a 'dataset' key, got {spec!r}")
-    options = dict(spec)
-    name = options.pop("dataset")
-    max_images = options.pop("max_images", None)
-    subset_seed = options.pop("subset_seed", 0)
-    root = options.pop("root", None) or data_root or None
-    ds = build_dataset(name, root=root, transform=transform, **options)
-    if max_images is not None and int(max_images) < len(ds):
-        ds = Subset(ds, np.sort(np.random.default_rng(subset_seed).choice(len(ds), int(max_images), replace=False)))
-    return ds
-
-
-class Subset:
-    """Some images of a dataset, with the common dataset interface (labels and names unchanged)."""
-
-    def __init__(self, dataset, indices):
-        self.dataset = dataset
-        self.indices = np.asarray(indices, dtype=np.int64)
-        self.classnames = tuple(dataset.classnames)
-        self.targets = np.asarray(dataset.targets)[self.indices]
-        self.name = getattr(dataset, "name", "dataset")
-        self.domain = getattr(dataset, "domain", self.name)
-
-    @property
-    def cache_key(self) -> str:
-        digest = hashlib.blake2b(self.indices.tobytes(), digest_size=8).hexdigest()
-        return f"{self.dataset.cache_key}|subset:{len(self.indices)}:{digest}"
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> dict:
-        item = dict(self.dataset[int(self.indices[i])])
-        item["index"] = i
-        return item
-
-    def factor_table(self):
-        table = self.dataset.factor_table()
-        return [table[int(i)] for i in self.indices]
 
 
 # --------------------------------------------------------------------------- recipes
@@ -191,60 +139,42 @@ def _thaw(v):
     return v
 
 
-@functools.lru_cache(maxsize=None)
 def _recipe_table() -> dict:
-    """Every ``data/resources/recipes*.json`` merged (one file per study; a name defined twice is an error).
+    """Every recipe of :data:`clipstudy.recipes.RECIPES` (one JSON file per recipe in ``clipstudy/recipes/``)
+    with its ``extends`` chain applied, as ``{name: settings}`` (copies: changing them changes nothing).
 
     An entry with ``"extends": "<recipe>"`` is that recipe's entry with its own fields merged over it
     (dicts such as ``params``, ``paper`` and ``embedded`` merged key by key, recursively; other values
     replaced), so e.g. ``coop_dor`` is ``coop`` plus a regularizer."""
-    table: dict = {}
-    for path in sorted(paths.resources_dir().glob("recipes*.json")):
-        for name, entry in read_json(path).items():
-            if name.startswith("_"):
-                continue
-            if name in table:
-                raise ConfigError(f"recipe {name!r} is defined twice ({path.name} and an earlier recipes file)")
-            table[name] = entry
-    return {name: _resolve_extends(table, name, ()) for name in table}
+    from .recipes import RECIPES
 
-
-def _resolve_extends(table: dict, name: str, seen: tuple) -> dict:
-    entry = dict(table[name])
-    parent = entry.pop("extends", None)
-    if parent is None:
-        return entry
-    if parent not in table or parent in seen + (name,):
-        why = "is not a recipe" if parent not in table else "forms a cycle"
-        raise ConfigError(f"recipe {name!r} extends {parent!r}, which {why}")
-    return _deep_merge(_resolve_extends(table, parent, seen + (name,)), entry)
+    return {name: copy.deepcopy(RECIPES.get(name)) for name in RECIPES.list()}
 
 
 def _deep_merge(base: Mapping, over: Mapping) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
-    return out
+    from .recipes import deep_merge
+
+    return deep_merge(base, over)
 
 
 def list_recipes() -> list[str]:
-    return sorted(_recipe_table())
+    from .recipes import RECIPES
+
+    return RECIPES.list()
 
 
 def get_recipe(name: str, scale: str = "embedded", **overrides) -> Recipe:
     """The recipe ``name`` at ``scale`` (``embedded`` or ``paper``), with ``overrides`` applied.
 
-    A recipe entry holds shared fields and per-scale fields (a scale's ``params`` are merged key by key over
-    the shared ``params``, recursively); unknown names list the valid ones.
+    A recipe entry (``clipstudy/recipes/<name>.json``, :data:`clipstudy.recipes.RECIPES`) holds shared fields
+    and per-scale fields (a scale's ``params`` are merged key by key over the shared ``params``, recursively);
+    unknown names list the valid ones.
     """
-    from .registry import UnknownNameError
+    from .recipes import RECIPES
 
-    table = _recipe_table()
-    if name not in table:
-        raise UnknownNameError(f"unknown recipe {name!r}; valid recipes: {', '.join(sorted(table))}")
+    entry = copy.deepcopy(RECIPES.get(name))  # unknown names raise, listing the valid recipes
     if scale not in SCALES:
         raise ConfigError(f"unknown scale {scale!r}; valid scales: {', '.join(SCALES)}")
-    entry = dict(table[name])
     values = {k: v for k, v in entry.items() if k not in SCALES and not k.startswith("_")}
     scaled = dict(entry.get(scale, {}))
     if isinstance(scaled.get("params"), Mapping):
@@ -327,34 +257,6 @@ def subsample_classes(n_classes: int, subsample: str = "all") -> dict[int, int]:
     return {int(old): i for i, old in enumerate(kept)}
 
 
-class ClassSubset(Subset):
-    """The images of ``dataset`` whose label is in ``label_map``, relabelled (``label_map[old]``) and with
-    ``classnames`` in the new label order: a base or new split of a test set (:func:`subsample_classes`)."""
-
-    def __init__(self, dataset, label_map: Mapping[int, int], name: str | None = None):
-        label_map = {int(k): int(v) for k, v in label_map.items()}
-        if sorted(label_map.values()) != list(range(len(label_map))):
-            raise ConfigError("label_map must map the kept labels onto 0..n-1")
-        targets = np.asarray(dataset.targets)
-        super().__init__(dataset, np.flatnonzero(np.isin(targets, list(label_map))))
-        names = tuple(dataset.classnames)
-        inverse = {v: k for k, v in label_map.items()}
-        self.label_map = label_map
-        self.classnames = tuple(names[inverse[i]] for i in range(len(label_map)))
-        self.targets = np.array([label_map[int(t)] for t in targets[self.indices]], dtype=np.int64)
-        self.domain = name or self.domain
-
-    @property
-    def cache_key(self) -> str:
-        mapping = ",".join(f"{k}:{v}" for k, v in sorted(self.label_map.items()))
-        return f"{self.dataset.cache_key}|classes:{hashlib.blake2b(mapping.encode(), digest_size=8).hexdigest()}"
-
-    def __getitem__(self, i: int) -> dict:
-        item = super().__getitem__(i)
-        item["label"] = self.label_map[int(item["label"])]
-        return item
-
-
 def _names_for(pool, targets):
     names = tuple(pool.classnames)
     return names if len(names) > int(np.max(targets, initial=0)) else None
@@ -412,7 +314,8 @@ def train_method(loaded, recipe: Recipe, train: TrainSet, classnames: Sequence[s
     WiSE-FT endpoint). A method with nothing to train is returned as built. With ``checkpoint`` set,
     training resumes from it and a finished checkpoint is reused without training again.
     """
-    from .train import fit, prefetched
+    from .batches import prefetched
+    from .train import fit
 
     method = method if method is not None else build(loaded, recipe, classnames, seed=seed)
     theta0 = {k: v.detach().clone() for k, v in method.state_dict().items()}
@@ -431,44 +334,11 @@ def train_method(loaded, recipe: Recipe, train: TrainSet, classnames: Sequence[s
 def _feature_batches(loaded, train: TrainSet, batch_size: int, seed: int, progress: bool):
     import torch
 
-    from .methods.base import feature_batches
+    from .batches import feature_batches
 
     x = train.features(loaded, progress=progress).to(loaded.device)
     return feature_batches(x, torch.as_tensor(train.labels).to(loaded.device), min(batch_size, len(train)), seed)
 
-
-def image_batches(loaded, train: TrainSet, batch_size: int, seed: int, augment: str = "none",
-                  preload_bytes: int = 1 << 30):
-    """``step -> {"images", "y"}`` over shuffled epochs of the training images, preprocessed with the
-    model's transform. Small sets (the few-shot world, < ``preload_bytes``) are transformed once and held
-    in memory; larger ones are read per batch. ``augment="flip"`` mirrors each image with probability
-    1/2, drawn from ``(seed, step)``. Batches carry their ``step`` so methods and regularizers that draw
-    per-step randomness (Lipsum-FT's random texts, FLYP's templates) draw it from ``(seed, step)`` and
-    resume exactly."""
-    import torch
-
-    from .features import _Transformed
-    from .train import epoch_batches
-
-    data = _Transformed(train.images, loaded.preprocess)
-    labels = torch.as_tensor(train.labels)
-    size = loaded.image_size
-    order = epoch_batches(len(train), min(batch_size, len(train)), seed)
-    cached = None
-    if len(train) * 3 * size * size * 4 <= preload_bytes:
-        cached = torch.stack([data[i][0] for i in range(len(data))])
-
-    def batch(step: int) -> dict:
-        j = order(step)
-        images = cached[j] if cached is not None else torch.stack([data[int(k)][0] for k in j])
-        if augment == "flip":
-            g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-            flip = torch.rand(len(j), generator=g) < 0.5
-            images = torch.where(flip[:, None, None, None], images.flip(-1), images)
-        return {"images": images.to(loaded.device), "y": labels[j].to(loaded.device), "step": step}
-
-    batch.steps_per_epoch = order.steps_per_epoch
-    return batch
 
 
 def checkpoint_path(spec: Mapping[str, Any]) -> Path:

@@ -1,4 +1,4 @@
-"""Losses, registered by name: contrastive objectives and the regularizers methods attach.
+"""Contrastive losses, registered by name in :data:`LOSSES`, and the weight rule of regularizers.
 
 Contrastive losses (``kind="contrastive"``), ``f(image_features, text_features, logit_scale, logit_bias)``:
 
@@ -6,14 +6,15 @@ Contrastive losses (``kind="contrastive"``), ``f(image_features, text_features, 
 * ``siglip``: the pairwise sigmoid loss of SigLIP (open_clip ``SigLipLoss``; needs a model with a
   ``logit_bias``, e.g. the ``clipstudy-rn-tiny-sigmoid`` config).
 
-Regularizers (``kind="regularizer"``) are :class:`clipstudy.methods.base.Regularizer` classes built as
-``cls(method, loaded, **params)`` by :func:`build_regularizer` and attached to a method with
-``regularizers={"name": {"weight": w, ...}}``; their modules register themselves when
-:func:`build_regularizer` imports :data:`REGULARIZER_MODULES`.
+Regularizers have their own registry, :data:`clipstudy.regularizers.REGULARIZERS` (DOR, KgCoOp's term,
+L2-SP, KD, CAR-FT, Lipsum-FT); :func:`build_regularizer`, :func:`regularizer_class` and
+:func:`list_regularizers` are importable from here too. :func:`scaled_weight` carries a regularizer weight
+from CLIP's logit scale to the model's.
 """
 from __future__ import annotations
 
 from .registry import Registry
+from .regularizers import REGULARIZERS, build_regularizer, list_regularizers, regularizer_class  # noqa: F401
 
 LOSSES = Registry("loss")
 
@@ -57,52 +58,11 @@ def scaled_weight(weight: float, scale_power: int, logit_scale: float,
     * ``p = 2`` (squared differences of ``s``-scaled logits: Lipsum-FT): ``λ · 100 / s``.
 
     At ``s = 100`` (the paper path with OpenAI CLIP) every weight is the paper's. Each regularizer declares
-    its ``p`` as ``scale_power`` in the registry.
+    its ``p`` as ``scale_power`` in :data:`clipstudy.regularizers.REGULARIZERS`.
     """
     if not float(logit_scale) > 0 or not float(reference) > 0:
         raise ValueError(f"logit scales must be > 0, got {logit_scale} and {reference}")
     return float(weight) * (float(logit_scale) / float(reference)) ** (1 - int(scale_power))
-
-
-REGULARIZER_MODULES: tuple[str, ...] = ("regularizers",)
-"""Modules (relative to ``clipstudy``) whose import registers every regularizer."""
-
-
-def list_regularizers() -> list[str]:
-    _import_regularizers()
-    return [n for n in LOSSES.list() if LOSSES.meta(n).get("kind") == "regularizer"]
-
-
-def regularizer_class(name: str):
-    """The registered regularizer class ``name``; unknown names list the valid regularizers."""
-    from .registry import UnknownNameError
-
-    _import_regularizers()
-    if name not in LOSSES or LOSSES.meta(name).get("kind") != "regularizer":
-        raise UnknownNameError(f"unknown regularizer {name!r}; valid regularizers: {', '.join(list_regularizers())}")
-    return LOSSES.get(name)
-
-
-def build_regularizer(name: str, method, loaded, **params):
-    """Instantiate regularizer ``name`` for ``method``; unknown names list the valid regularizers."""
-    from .errors import ConfigError
-    from .registry import UnknownNameError
-
-    _import_regularizers()
-    if name not in LOSSES or LOSSES.meta(name).get("kind") != "regularizer":
-        raise UnknownNameError(f"unknown regularizer {name!r}; valid regularizers: {', '.join(list_regularizers())}")
-    cls = LOSSES.get(name)
-    try:
-        return cls(method, loaded, **params)
-    except TypeError as exc:
-        raise ConfigError(f"regularizer {name!r}: {exc}") from None
-
-
-def _import_regularizers() -> None:
-    import importlib
-
-    for module in REGULARIZER_MODULES:
-        importlib.import_module(f"clipstudy.{module}")
 
 
 def mean_cosine_distance(tuned, frozen, eps: float = 1e-7):

@@ -12,15 +12,46 @@ def run_cli(*args, env=None):
     return subprocess.run([sys.executable, "-m", "clipstudy.cli", *args], capture_output=True, text=True, env=env)
 
 
+POINTS = ("models", "datasets", "methods", "scorers", "losses", "regularizers", "recipes")
+
+
 def test_info_json_lists_every_registry():
     out = run_cli("info", "--json")
     assert out.returncode == 0, out.stderr
     reg = json.loads(out.stdout)
-    assert set(reg) == {"models", "datasets", "methods", "scorers", "losses"}
+    assert set(reg) == {*POINTS, "descriptions"}
     assert "embedded" in reg["models"] and "ViT-B-16" in reg["models"]
     assert {"world", "imagefolder"} <= set(reg["datasets"])
     assert {"zeroshot", "linear_probe"} <= set(reg["methods"])
-    assert {"mcm", "msp", "energy"} <= set(reg["scorers"]) and {"clip", "siglip"} <= set(reg["losses"])
+    assert {"mcm", "msp", "energy"} <= set(reg["scorers"])
+    assert reg["losses"] == ["clip", "siglip"]  # contrastive losses only: regularizers have their own registry
+    assert reg["regularizers"] == ["car_ft", "dor", "kd", "kgcoop", "l2sp", "lipsum"]
+    assert {"lp_ft", "ft", "lipsum_ft", "coop", "coop_dor", "zeroshot", "zs"} <= set(reg["recipes"])
+    # values stay lists of names; one-line descriptions per extension point and name
+    assert all(isinstance(reg[k], list) for k in POINTS)
+    desc = reg["descriptions"]
+    assert set(desc) == set(POINTS) and all(set(desc[k]) == set(reg[k]) for k in POINTS)
+    for k in ("datasets", "methods", "scorers", "losses", "regularizers", "recipes"):
+        assert all(d and "\n" not in d for d in desc[k].values()), k
+    assert "Lipsum-FT" in desc["regularizers"]["lipsum"] and "LP-FT" in desc["recipes"]["lp_ft"]
+
+
+def test_info_human_form_describes_regularizers_and_recipes():
+    out = run_cli("info")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    for header in ("datasets", "methods", "scorers", "losses", "regularizers", "recipes"):
+        assert any(line.startswith(f"{header} (") for line in lines), header
+
+    def row(name, section):
+        start = next(i for i, line in enumerate(lines) if line.startswith(f"{section} ("))
+        return next(line for line in lines[start + 1:] if line.split()[:1] == [name])
+
+    assert "Lipsum-FT" in row("lipsum", "regularizers") and "DOR" in row("dor", "regularizers")
+    assert "[robust_ft]" in row("lp_ft", "recipes") and "LP-FT" in row("lp_ft", "recipes")
+    # the similar recipes of two studies are told apart by their study
+    assert "[ood]" in row("zeroshot", "recipes") and "[robust_ft]" in row("zs", "recipes")
+    assert "[ood]" in row("finetune", "recipes") and "[robust_ft]" in row("ft", "recipes")
 
 
 @pytest.mark.parametrize(

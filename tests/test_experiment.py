@@ -60,6 +60,53 @@ def test_recipes_scales_and_validation():
         paper.epochs_for(3)
 
 
+def test_recipes_are_unchanged_by_the_move_to_one_file_each():
+    """Every recipe of ``clipstudy/recipes/`` gives the Recipe it gave when recipes were entries of the three
+    ``data/resources/recipes*.json`` files (dumped into the fixture before the move, issue 14)."""
+    import json
+    from pathlib import Path
+
+    before = json.loads((Path(__file__).parent / "fixtures" / "recipes_before_issue14.json").read_text())["recipes"]
+    assert ex.list_recipes() == sorted(before)
+    for name, old in before.items():
+        assert json.loads(json.dumps(ex._recipe_table()[name])) == old["entry"], name
+        for scale in ex.SCALES:
+            assert json.loads(json.dumps(ex.recipe_spec(ex.get_recipe(name, scale)))) == old[scale], (name, scale)
+
+
+def test_recipe_registry_files_descriptions_and_extends(tmp_path):
+    import json
+
+    from clipstudy.recipes import RECIPES, load_recipe_files, recipes_dir
+    from clipstudy.registry import Registry
+
+    files = sorted(p.stem for p in recipes_dir().glob("*.json"))
+    assert RECIPES.list() == files == ex.list_recipes()
+    for name in RECIPES:
+        meta = RECIPES.meta(name)
+        assert meta["study"] in {"ood", "calibration", "robust_ft"}, name
+        assert meta["description"] and "\n" not in meta["description"], name
+    assert (recipes_dir() / "README.md").is_file()
+    with pytest.raises(UnknownNameError, match="^unknown recipe 'cop'; valid recipes: .*coop"):
+        RECIPES.get("cop")
+    ex.get_recipe("coop").kwargs["n_ctx"] = 99  # kwargs and entries are copies
+    ex._recipe_table()["coop"]["params"]["n_ctx"] = 99
+    assert ex.get_recipe("coop", "paper").kwargs["n_ctx"] == 16
+
+    # a folder of recipes: a new file is a new recipe, `extends` across files, metadata kept out of settings
+    (tmp_path / "base.json").write_text(json.dumps({"method": "zeroshot", "trains": False, "params": {"a": 1}}))
+    (tmp_path / "child.json").write_text(json.dumps({"description": "base plus b", "study": "ood",
+                                                      "extends": "base", "params": {"b": 2}}))
+    (tmp_path / "loop.json").write_text(json.dumps({"extends": "loop"}))
+    reg = Registry("recipe", loader=lambda r: load_recipe_files(r, tmp_path))
+    with pytest.raises(ConfigError, match="'loop' extends 'loop', which forms a cycle"):
+        reg.list()
+    (tmp_path / "loop.json").unlink()
+    assert reg.list() == ["base", "child"]
+    assert reg.get("child") == {"method": "zeroshot", "trains": False, "params": {"a": 1, "b": 2}}
+    assert reg.describe("child") == "base plus b" and reg.meta("child")["study"] == "ood"
+
+
 def test_few_shot_sets_are_seeded_and_checked():
     ds = world(90)
     a, b, c = ex.few_shot_set(ds, 4, 1), ex.few_shot_set(ds, 4, 1), ex.few_shot_set(ds, 4, 2)

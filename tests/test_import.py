@@ -27,3 +27,15 @@ def test_paths_env_overrides(tmp_path, monkeypatch):
     assert paths.cache_dir() == tmp_path / "c2"
     monkeypatch.setenv("CLIPSTUDY_FIGURES", str(tmp_path / "figs"))
     assert paths.figures_dir() == tmp_path / "figs"
+
+
+def test_registry_packages_import_nothing_before_a_lookup():
+    """Method, dataset and regularizer modules register themselves on the first lookup (issue 14), so importing
+    their packages, the recipes and the losses pulls in neither torch nor any of those modules."""
+    code = (
+        "import sys; import clipstudy.methods, clipstudy.data, clipstudy.regularizers, clipstudy.recipes,"
+        " clipstudy.losses;"
+        "print(','.join(m for m in sys.modules if m in ('torch', 'open_clip', 'numpy')"
+        " or m.startswith(('clipstudy.methods.', 'clipstudy.data.', 'clipstudy.regularizers.'))))"
+    )
+    assert _run(code).strip() == ""

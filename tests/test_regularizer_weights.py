@@ -5,6 +5,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from clipstudy.losses import LOSSES, list_regularizers, scaled_weight  # noqa: E402
+from clipstudy.regularizers import REGULARIZERS  # noqa: E402
 from clipstudy.methods import build_method  # noqa: E402
 from clipstudy.models import load_model  # noqa: E402
 
@@ -18,7 +19,8 @@ def micro():
 
 
 def test_every_regularizer_declares_its_power():
-    assert {n: LOSSES.meta(n)["scale_power"] for n in list_regularizers()} == POWERS
+    assert {n: REGULARIZERS.meta(n)["scale_power"] for n in list_regularizers()} == POWERS
+    assert LOSSES.list() == ["clip", "siglip"]  # regularizers are not losses' registry entries any more
 
 
 @pytest.mark.parametrize("s", [22.7, 100.0, 50.0])

@@ -9,7 +9,9 @@ Every dataset object has the same small interface, whatever its source:
 
 Builders are registered in :data:`DATASETS` and called through :func:`build_dataset`;
 :func:`dataset_domains` lists the domains a dataset offers (a dataset without domains has one,
-named after it).
+named after it). Every module of this package is imported on the first lookup in :data:`DATASETS`
+(:func:`clipstudy.registry.import_submodules`), so a builder module registers itself without being added
+to any list; builder modules import heavy packages only when a dataset is built.
 """
 from __future__ import annotations
 
@@ -19,13 +21,12 @@ from typing import Any, Callable
 from ..errors import ConfigError, DataError
 from ..registry import Registry
 
-DATASETS = Registry("dataset")
+DATASETS = Registry("dataset", package=__name__)
 
 
 def build_dataset(name: str, *, root: str | None = None, split: str = "test", domain: str | None = None,
                   transform: Callable | None = None, **options: Any):
     """Build a registered dataset; unknown names or options give a clear error."""
-    _ensure_registered()
     builder = DATASETS.get(name)
     accepted = set(inspect.signature(builder.build).parameters)
     unknown = sorted(set(options) - accepted)
@@ -36,19 +37,17 @@ def build_dataset(name: str, *, root: str | None = None, split: str = "test", do
 
 
 def dataset_domains(name: str, root: str | None = None) -> list[str]:
-    _ensure_registered()
     return list(DATASETS.get(name).domains(root))
 
 
 def list_datasets() -> list[str]:
-    _ensure_registered()
     return DATASETS.list()
 
 
 def _ensure_registered() -> None:
-    # Builders live in submodules that import heavy packages only when a dataset is built.
-    from . import coop_datasets, cue_conflict, domainnet, folders, imagenet, ood_sets, retrieval, world_data  # noqa: F401
-    from . import imagenet_c  # noqa: F401  (holistic study: ImageNet-C cells)
+    """Import every dataset module now (kept for callers of the former hand-kept import list; any lookup in
+    :data:`DATASETS` does it)."""
+    DATASETS.load()
 
 
 def require_dir(path, what: str, layout: str):

@@ -7,9 +7,13 @@ It declares
   ``"images"`` (fine-tunes its own image tower, :attr:`~clipstudy.methods.base.Method.encoder`);
 * which parameters train (``requires_grad``) and ``loss(batch) -> {"loss": ..., ...}``, used by the
   single loop in :mod:`clipstudy.train` (methods with nothing to train set ``trains = False``);
-  regularizers from :data:`clipstudy.losses.LOSSES` attach to any method (``regularizers={...}``);
+  regularizers from :data:`clipstudy.regularizers.REGULARIZERS` attach to any method (``regularizers={...}``);
 * ``feature_similarities(z) -> [N, K]`` cosine-like class similarities of unit image features (what
   OOD scorers read), ``similarities(x)`` on its inputs and ``logits(x)`` (times the logit scale).
+
+Every module of this package is imported on the first lookup in :data:`METHODS`
+(:func:`clipstudy.registry.import_submodules`): a method module registers itself with
+``@METHODS.register("name")``, without being added to any list.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import inspect
 
 from ..registry import Registry
 
-METHODS = Registry("method")
+METHODS = Registry("method", package=__name__)
 
 
 def build_method(name: str, loaded, classnames, *, seed: int | None = None, **params):
@@ -31,7 +35,6 @@ def build_method(name: str, loaded, classnames, *, seed: int | None = None, **pa
     reproducible too. A recipe may not set ``seed`` itself when a cell seed is given (two seeds for one
     draw would be ambiguous). Without ``seed`` the constructors' own defaults apply.
     """
-    _ensure_registered()
     cls = METHODS.get(name)
     if seed is None:
         return cls(loaded, tuple(classnames), **params).to(loaded.device)
@@ -73,12 +76,10 @@ def seeded_params(name: str, cls, params: dict, seed: int) -> dict:
 
 
 def list_methods() -> list[str]:
-    _ensure_registered()
     return METHODS.list()
 
 
 def _ensure_registered() -> None:
-    from . import adapter, finetune, linear_probe, pretrain, prompt_learning, zeroshot  # noqa: F401
-    from . import robust_ft  # noqa: F401  (flyp)
-    from . import kgcoop, maple  # noqa: F401  (kgcoop, maple, deep_text_prompt)
-    from . import supervised  # noqa: F401  (supervised: the holistic study's baseline family)
+    """Import every method module now (kept for callers of the former hand-kept import list; any lookup in
+    :data:`METHODS` does it)."""
+    METHODS.load()

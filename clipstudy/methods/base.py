@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..train import epoch_batches
 
 
 class Method(nn.Module):
@@ -21,8 +20,8 @@ class Method(nn.Module):
     method's task loss (:meth:`forward_train` + cross-entropy unless overridden) plus every attached
     regularizer, ``loss = task + sum_r weight_r * r(method, batch, outputs)``, each weight carried from CLIP's
 logit scale to the model's by :func:`clipstudy.losses.scaled_weight`. Regularizers (DOR,
-    KgCoOp's knowledge guidance, Lipsum-FT, L2-SP, ...) are registered in :data:`clipstudy.losses.LOSSES`
-    with ``kind="regularizer"`` and attached with ``regularizers={"name": {"weight": w, ...}}``.
+    KgCoOp's knowledge guidance, Lipsum-FT, L2-SP, ...) are registered in
+    :data:`clipstudy.regularizers.REGULARIZERS` and attached with ``regularizers={"name": {"weight": w, ...}}``.
     """
 
     inputs = "features"
@@ -126,12 +125,13 @@ logit scale to the model's by :func:`clipstudy.losses.scaled_weight`. Regularize
         ``weight`` is given at CLIP's logit scale 100 (the papers' weights); the weight applied is
         :func:`clipstudy.losses.scaled_weight` of it at this model's logit scale (``reg.weight``; the
         given one is ``reg.nominal_weight``), unless the class sets ``scale_weights = False``."""
-        from ..losses import LOSSES, build_regularizer, scaled_weight
+        from ..losses import scaled_weight
+        from ..regularizers import REGULARIZERS, build_regularizer
 
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
             raise ConfigError(f"regularizer {name!r}: weight must be a number >= 0, got {weight!r}")
         reg = build_regularizer(name, self, self._loaded, **params)
-        power = LOSSES.meta(name).get("scale_power")  # None: a regularizer that declares no power is not rescaled
+        power = REGULARIZERS.meta(name).get("scale_power")  # None: a regularizer that declares no power is not rescaled
         reg.name, reg.nominal_weight = name, float(weight)
         scaled = self.scale_weights and power is not None
         reg.weight = scaled_weight(weight, power, float(self.scale)) if scaled else float(weight)
@@ -150,14 +150,4 @@ class Regularizer(nn.Module):
         raise NotImplementedError
 
 
-def feature_batches(features, labels, batch_size: int, seed: int):
-    """``step -> {"x": features, "y": labels, "step": step}`` over shuffled epochs (see :func:`epoch_batches`);
-    the step lets regularizers that draw per-step randomness (DOR's outlier names) resume exactly."""
-    idx = epoch_batches(len(labels), batch_size, seed)
-
-    def batch(step: int) -> dict:
-        i = idx(step)
-        return {"x": features[i], "y": labels[i], "step": step}
-
-    batch.steps_per_epoch = idx.steps_per_epoch
-    return batch
+from ..batches import feature_batches  # noqa: E402,F401  (re-exported: batch sources live in clipstudy.batches)

@@ -21,9 +21,10 @@ from typing import Sequence
 import torch
 
 from ..errors import ConfigError
-from ..losses import LOSSES, mean_cosine_distance
+from ..losses import mean_cosine_distance
 from ..methods.base import Regularizer
 from ..vocabulary import DEFAULT_K, DEFAULT_TEMPLATE, OutlierSampler, build_outlier_pool, candidate_features
+from . import REGULARIZERS
 
 
 def dor_loss(tuned, frozen):
@@ -44,7 +45,8 @@ def outlier_pool(loaded, base_classes: Sequence[str], mode: str = "near", k: int
     return tuple(names), feats
 
 
-@LOSSES.register("dor", kind="regularizer", scale_power=0)
+@REGULARIZERS.register("dor", scale_power=0,
+                       description="DOR: learned-prompt features of outlier names kept near their zero-shot ones")
 class DynamicOutlierRegularizer(Regularizer):
     """DOR's term for any method with ``encode_names`` (CoOp, CoCoOp, KgCoOp, MaPLe, deep text prompts).
 

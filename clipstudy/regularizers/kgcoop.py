@@ -7,8 +7,9 @@ text features ``w_k``: ``L = CE + W · (1 − mean_k cos(w_k, w_k^clip))`` over 
 """
 from __future__ import annotations
 
-from ..losses import LOSSES, mean_cosine_distance
+from ..losses import mean_cosine_distance
 from ..methods.base import Regularizer
+from . import REGULARIZERS
 
 DEFAULT_TEMPLATE = "a photo of a {}."
 
@@ -21,7 +22,8 @@ def kgcoop_loss(text_features, clip_features):
     return mean_cosine_distance(text_features, clip_features)
 
 
-@LOSSES.register("kgcoop", kind="regularizer", scale_power=0)
+@REGULARIZERS.register("kgcoop", scale_power=0,
+                       description="KgCoOp's knowledge guidance: class text features kept near the zero-shot ones")
 class KnowledgeGuidance(Regularizer):
     """Keeps the method's class text features close to frozen zero-shot ones (:func:`kgcoop_loss`).
 

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from ..losses import LOSSES
 from ..methods.base import Regularizer
+from . import REGULARIZERS
 
 _THETA0 = "_theta0_tower"
 
@@ -59,7 +59,8 @@ def _features(outputs):
     return outputs["features"]
 
 
-@LOSSES.register("l2sp", kind="regularizer", scale_power=0)
+@REGULARIZERS.register("l2sp", scale_power=0,
+                       description="L2-SP: squared distance of the image tower's weights to the zero-shot ones")
 class L2SP(Regularizer):
     """``Σ_i ‖θ_i − θ0_i‖²`` over the parameters of the method's image tower (not its head): L2-SP
     (Li et al. 2018, Eq. 3 without its head term), the starting point being the zero-shot tower."""
@@ -74,7 +75,8 @@ class L2SP(Regularizer):
         return torch.stack(terms).sum()
 
 
-@LOSSES.register("kd", kind="regularizer", scale_power=1)
+@REGULARIZERS.register("kd", scale_power=1,
+                       description="KD: KL from the zero-shot model's class distribution to the fine-tuned one's")
 class KD(Regularizer):
     """``T² · KL(softmax(ℓ0/T) ‖ softmax(ℓ/T))`` (Hinton et al. 2015), teacher logits
     ``ℓ0 = s · F_θ0(x) @ W0ᵀ`` of the zero-shot model: θ0's features with the method's classifier as it
@@ -111,15 +113,15 @@ def context_embeddings(loaded, classnames, templates) -> torch.Tensor:
     same ``zeroshot_ctx_weights``, docs/protocols.md §5.7)."""
     from ..prompts import get_templates
 
-    out = []
-    with torch.no_grad():
-        for template in get_templates(templates):
-            feats = loaded.model.encode_text(loaded.tokenize([template.format(c) for c in classnames])).float()
-            out.append(F.normalize(F.normalize(feats, dim=-1).mean(0), dim=-1))
+    from ..text import encode_texts
+
+    out = [F.normalize(encode_texts(loaded, [t.format(c) for c in classnames], batch_size=len(classnames)).mean(0),
+                       dim=-1) for t in get_templates(templates)]
     return torch.stack(out)
 
 
-@LOSSES.register("car_ft", kind="regularizer", scale_power=1)
+@REGULARIZERS.register("car_ft", scale_power=1,
+                       description="CAR-FT: KL from the zero-shot to the fine-tuned distribution over prompt templates")
 class CARFT(Regularizer):
     """``KL(p_θ0(ctx|x) ‖ p_θ(ctx|x))`` with ``p(ctx|x) = softmax(s · F(x) @ W_ctxᵀ)`` over the context
     embeddings of ``templates`` (:func:`context_embeddings`). CAR-FT (Mao et al. 2022; docs/protocols.md §5.7):
@@ -140,7 +142,8 @@ class CARFT(Regularizer):
         return F.kl_div(log_p, log_p0, reduction="batchmean", log_target=True)
 
 
-@LOSSES.register("lipsum", kind="regularizer", scale_power=2)
+@REGULARIZERS.register("lipsum", scale_power=2,
+                       description="Lipsum-FT: squared gap to the zero-shot model's image-text logits on random texts")
 class Lipsum(Regularizer):
     """Lipsum-FT (Nam et al. 2024, ``scripts/Lipsum-FT.py``; docs/protocols.md §4.3): each step, ``n_texts``
     random token sequences of ``length`` tokens (:func:`clipstudy.analysis.random_text_tokens`, from
@@ -150,7 +153,8 @@ class Lipsum(Regularizer):
 
     def __init__(self, method, loaded, n_texts: int = 80, length: int = 8, seed: int = 0):
         super().__init__()
-        from ..analysis.energy import text_encoder, text_token_spec
+        from ..analysis.energy import text_token_spec
+        from ..text import text_encoder
 
         if n_texts < 1 or length < 1:
             raise ConfigError(f"lipsum: n_texts and length must be >= 1, got {n_texts}, {length}")
