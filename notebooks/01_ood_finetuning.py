@@ -69,13 +69,10 @@ from clipstudy import notebook as nb
 from clipstudy.studies import ood, ood_figures as figs
 
 session = nb.setup_notebook("01_ood_finetuning.ipynb", globals())
-specs = ood.ood_benchmark(benchmark, n_train=n_train, n_test=n_test, n_ood=n_ood,
-                          shift_domains=tuple(shift_domains), seed=seed)
-study = ood.OODStudy(model=model, pretrained=pretrained, data_root=data_root, device=device, scale=scale,
-                     methods=tuple(methods), shots=tuple(shots), seeds=tuple(seeds), scorers=tuple(scorers),
-                     recipe_overrides={m: {**({"max_steps": max_steps} if max_steps else {}),
-                                           **recipe_overrides.get(m, {})}
-                                       for m in methods if max_steps or m in recipe_overrides}, **specs)
+study = ood.make_study(benchmark, n_train=n_train, n_test=n_test, n_ood=n_ood, shift_domains=shift_domains,
+                       seed=seed, model=model, pretrained=pretrained, data_root=data_root, device=device,
+                       scale=scale, methods=methods, shots=shots, seeds=seeds, scorers=scorers,
+                       max_steps=max_steps, recipe_overrides=recipe_overrides)
 pd.DataFrame([{"recipe": m, **{k: getattr(r, k) for k in ("method", "params", "optimizer", "lr", "batch_size",
                                                            "max_steps", "precision", "wise_alphas")}}
               for m in methods for r in [study.recipe(m)]]).set_index("recipe")
@@ -88,7 +85,7 @@ pd.DataFrame([{"recipe": m, **{k: getattr(r, k) for k in ("method", "params", "o
 # Full fine-tuning also yields its WiSE-FT interpolation with the zero-shot weights (α = 0.5).
 
 # %%
-results = ood.run_ood_study(study)
+results = ood.run(study)
 numbers = ood.key_numbers(results)
 results.accuracy.groupby(["variant", "shots"])["id_accuracy"].mean().unstack("shots").round(3)
 

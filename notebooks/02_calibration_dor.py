@@ -95,16 +95,10 @@ session = nb.setup_notebook("02_calibration_dor.ipynb", globals())
 if threads:
     torch.set_num_threads(threads)
 dor = {k: v for k, v in (("vocabulary", dor_vocabulary), ("k", dor_k)) if v}
-overrides = {m: {"max_steps": max_steps} for m in methods if max_steps}
-if max_steps:
-    overrides["coop_dor"] = {"max_steps": max_steps}
-studies = {name: cal.CalibrationStudy(
-    model=model, pretrained=pretrained, data_root=data_root, device=device, scale=scale, methods=tuple(methods),
-    shots=(shots,), seeds=tuple(seeds), lambdas=tuple(lambdas), outlier_modes=tuple(outlier_modes), dor=dor,
-    fd_m=fd_m, recipe_overrides=overrides, precision=precision,
-    **cal.dataset_specs(name, n_train=n_train, n_test=n_test, n_val=n_val, max_test_images=max_test_images))
-    for name in datasets}
-study = next(iter(studies.values()))
+study = cal.make_study(datasets, model=model, pretrained=pretrained, data_root=data_root, device=device,
+                       scale=scale, methods=methods, shots=shots, seeds=seeds, lambdas=lambdas,
+                       outlier_modes=outlier_modes, dor=dor, fd_m=fd_m, max_steps=max_steps, precision=precision,
+                       n_train=n_train, n_test=n_test, n_val=n_val, max_test_images=max_test_images)
 pd.DataFrame([{"recipe": m, **{k: getattr(r, k) for k in ("method", "params", "optimizer", "lr", "batch_size",
                                                            "max_steps", "precision")}}
               for m in methods for r in [study.recipe(m)]]).set_index("recipe")
@@ -118,7 +112,7 @@ pd.DataFrame([{"recipe": m, **{k: getattr(r, k) for k in ("method", "params", "o
 # rebuilt for the new names with its learned prompts, on the new test images (over the new names).
 
 # %%
-results = cal.combine({name: cal.run_calibration_study(s) for name, s in studies.items()})
+results = cal.run(study)
 numbers = cal.key_numbers(results)
 claims = cal.verdicts(results)
 texts = cal.captions(results, claims)

@@ -100,7 +100,7 @@ pd.DataFrame([{"recipe": m, **{k: getattr(study.recipe(m), k) for k in ("method"
 
 # %%
 t0 = time.time()
-res = rft.run_robust_ft_study(study)
+res = rft.run(study)
 print(f"study: {time.time() - t0:.0f} s")
 summary = res.summary()
 final = summary[summary.variant == summary.method].set_index("method")

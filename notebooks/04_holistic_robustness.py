@@ -107,14 +107,10 @@ from clipstudy.studies import holistic as H, holistic_figures as figs
 session = nb.setup_notebook("04_holistic_robustness.ipynb", globals())
 if threads:
     torch.set_num_threads(threads)
-defaults = H.benchmark_defaults(benchmark, data_root or None)
-sets = H.holistic_benchmark(benchmark, n_train=n_train, n_test=n_test, n_val=n_val, n_shift=n_shift, n_ood=n_ood,
-                            n_cue=n_cue, n_corrupt=n_corrupt, severities=tuple(severities),
-                            corruptions=tuple(corruptions), n_retrieval=n_retrieval, seed=seed,
-                            data_root=data_root or None)
-study = H.HolisticStudy(zoo=zoo, models=tuple(tuple(m) for m in models), data_root=data_root, device=device,
-                        scale=scale, prompts=prompts or defaults["prompts"], sets=sets,
-                        geometric=defaults["geometric"], factors=defaults["factors"])
+study = H.make_study(benchmark, zoo=zoo, models=models, data_root=data_root, device=device, scale=scale,
+                     prompts=prompts, n_train=n_train, n_test=n_test, n_val=n_val, n_shift=n_shift, n_ood=n_ood,
+                     n_cue=n_cue, n_corrupt=n_corrupt, severities=severities, corruptions=corruptions,
+                     n_retrieval=n_retrieval, seed=seed)
 the_zoo = study.get_zoo()
 pd.DataFrame([{"model": m.name, "kind": m.kind, "varies": m.factor, "value": m.value or the_zoo.base_value(m.factor),
                "source": m.preset or (f"{m.recipe} of {m.base}" if m.base else f"{m.model} {m.pretrained}".strip())}
@@ -129,7 +125,7 @@ pd.DataFrame([{"model": m.name, "kind": m.kind, "varies": m.factor, "value": m.v
 
 # %%
 t0 = time.time()
-results = H.run_holistic_study(study)
+results = H.run(study)
 numbers = H.key_numbers(results)
 claims = H.verdicts(numbers)
 print(f"zoo trained and evaluated in {(time.time() - t0) / 60:.1f} min")

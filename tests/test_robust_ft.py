@@ -249,7 +249,7 @@ def test_study_protocol_errors():
         make_study("world", wise_alphas=[0.0, 1.5])
     with pytest.raises(UnknownNameError, match="valid recipes: .*lipsum_ft"):
         make_study("world", methods=("zs", "lipsum"))
-    with pytest.raises(ConfigError, match="unknown benchmark 'office'"):
+    with pytest.raises(UnknownNameError, match="unknown benchmark 'office'; valid benchmarks: domainnet, imagenet, world"):
         make_study("office")
 
 

@@ -26,9 +26,12 @@ import numpy as np
 
 from ..analysis.spread import STATUS, compare, pm
 from ..errors import ConfigError
-from ..experiment import (ClassSubset, Recipe, TrainSet, build, cell_spec, checkpoint_path, dataset_from_spec,
-                          few_shot_set, get_recipe, method_outputs, subsample_classes, train_method,
-                          transfer_to_classes)
+from ..data.specs import ClassSubset, dataset_from_spec
+from ..experiment import (Recipe, TrainSet, build, cell_spec, checkpoint_path, few_shot_set, get_recipe,
+                          method_outputs, subsample_classes, train_method, transfer_to_classes)
+from ..registry import Registry
+from ..study import (RecipeStudyConfig, Study, call_with, check_shots, max_steps_overrides, run as run_study,
+                     split_params)
 
 DEFAULT_METHODS = ("zeroshot_hc", "coop", "coop_dor", "cocoop", "cocoop_dor", "kgcoop", "kgcoop_dor", "maple",
                    "maple_dor")
@@ -40,12 +43,13 @@ DATASET_TEMPLATE = "dataset"
 
 
 @dataclass(frozen=True)
-class CalibrationStudy:
-    """Everything that defines the study; every field that changes numbers is part of each cell's spec.
+class CalibrationStudy(RecipeStudyConfig):
+    """Everything that defines the study; every field that changes numbers is part of each cell's spec (the
+    shared fields: :class:`clipstudy.study.RecipeStudyConfig`).
 
     ``train`` (the pool the few-shot sets are drawn from), ``test`` and ``val`` (held-out images for
     temperature scaling; ``{}`` skips it) are dataset specs over *all* classes
-    (:func:`clipstudy.experiment.dataset_from_spec`); the study splits them into base and new classes.
+    (:func:`clipstudy.data.specs.dataset_from_spec`); the study splits them into base and new classes.
     ``methods`` are recipe names at ``scale``; ``template`` is the hand-crafted prompt (``""``: the
     dataset's own ``template`` attribute, CoOp's ``CUSTOM_TEMPLATES``, else ``"a photo of a {}."``).
     ``dor`` is merged into every DOR regularizer (e.g. ``{"vocabulary": "world"}``). ``lambdas`` and
@@ -55,11 +59,6 @@ class CalibrationStudy:
     ``skip_unsupported``.
     """
 
-    model: str = "embedded"
-    pretrained: str = ""
-    data_root: str = ""
-    device: str = "cpu"
-    scale: str = "embedded"
     methods: tuple = DEFAULT_METHODS
     shots: tuple = (16,)
     seeds: tuple = (1, 2, 3)
@@ -75,9 +74,10 @@ class CalibrationStudy:
     fd_m: int = 5
     fd_metric: str = "cosine"
     n_bins: int = 10
-    recipe_overrides: Mapping[str, Mapping] = field(default_factory=dict)
     precision: str = ""
     skip_unsupported: bool = True
+
+    desc = "calibration study cells"
 
     def __post_init__(self):
         from ..vocabulary import MODES
@@ -86,9 +86,7 @@ class CalibrationStudy:
             raise ConfigError(f"unknown base/new split {self.split!r}; valid splits: {', '.join(SPLITS)}")
         if not self.train or not self.test:
             raise ConfigError("the calibration study needs 'train' and 'test' dataset specs")
-        for k in self.shots:
-            if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-                raise ConfigError(f"shots must be positive integers, got {k!r}")
+        check_shots(self.shots)
         if not self.methods:
             raise ConfigError("the calibration study needs at least one method")
         bad = [x for x in self.lambdas if isinstance(x, bool) or not isinstance(x, (int, float)) or x < 0]
@@ -99,11 +97,7 @@ class CalibrationStudy:
             raise ConfigError(f"unknown outlier modes {bad}; valid modes: {', '.join(MODES)}")
         if isinstance(self.fd_m, bool) or not isinstance(self.fd_m, int) or self.fd_m < 1:
             raise ConfigError(f"fd_m must be a positive integer, got {self.fd_m!r}")
-        unknown = sorted(set(self.recipe_overrides) - set(self.methods) - {self.sweep_method})
-        if unknown:
-            raise ConfigError(f"recipe_overrides names {unknown}, which are not among methods {list(self.methods)}")
-        for name in self.methods:
-            self.recipe(name)  # unknown recipes or settings fail before anything runs
+        self.check_recipes(also=(self.sweep_method,))  # unknown recipes or settings fail before anything runs
         if self.lambdas or self.outlier_modes:
             if "dor" not in self.recipe(self.sweep_method).kwargs.get("regularizers", {}):
                 raise ConfigError(f"sweep_method {self.sweep_method!r} has no DOR regularizer to sweep")
@@ -117,6 +111,54 @@ class CalibrationStudy:
     def recipe(self, name: str) -> Recipe:
         overrides = {"precision": self.precision} if self.precision else {}
         return get_recipe(name, self.scale, **{**overrides, **dict(self.recipe_overrides.get(name, {}))})
+
+    # ---- the study contract (clipstudy.study.Study)
+    def load_data(self, progress: bool = True) -> "StudyData":
+        return load_study_data(self)
+
+    def cells(self, data) -> list[tuple]:
+        """``(Cell, shots, seed)`` of every cell of :func:`study_cells` the backbone can run (the others are
+        kept in ``data.skipped`` with their reason, or fail unless ``skip_unsupported``)."""
+        todo = []
+        for cell in study_cells(self):
+            reason = unsupported_reason(data.loaded, cell.recipe)
+            if reason:
+                if not self.skip_unsupported:
+                    raise ConfigError(f"{cell.recipe.label}: {reason}")
+                data.skipped[cell.recipe.label] = reason
+                continue
+            todo += [(cell, k, s) for k in self.shots for s in self.seeds]
+        return todo
+
+    def before(self, data, cells, progress: bool = True) -> None:
+        _warm_outlier_pools(self, data, [c.recipe for c, _, _ in cells], progress)
+        data.fd_zeroshot = zeroshot_divergence(data, self.fd_m, self.fd_metric)
+
+    def prepare(self, data, cell) -> "CalibrationCell":
+        cell, shots, seed = cell
+        recipe = prepare_recipe(cell.recipe, data, seed, self.dor)
+        return CalibrationCell(cell.role, recipe, few_shot_set(data.pool, shots, seed, label_map=data.base_map), seed)
+
+    def spec(self, data, cell: "CalibrationCell") -> dict:
+        return _spec(self, data, cell.recipe, cell.train, cell.seed)
+
+    def run_cell(self, data, cell: "CalibrationCell", spec, store, progress: bool = True) -> dict:
+        return _run_cell(self, data, cell.recipe, cell.train, cell.seed, spec, store, progress)
+
+    def tables(self, records, data, store) -> "CalibrationResults":
+        for label, reason in data.skipped.items():
+            print(f"{label} skipped: {reason}")
+        return CalibrationResults.from_records([(r.cell.role, r.spec, r.metrics) for r in records], store,
+                                               data.skipped, data.fd_zeroshot)
+
+    def key_numbers(self, res) -> dict:
+        return key_numbers(res)
+
+    def verdicts(self, res, *args, **kwargs) -> dict[str, str]:
+        return verdicts(res, *args, **kwargs)
+
+    def captions(self, res, claims, *args, **kwargs) -> dict[str, str]:
+        return captions(res, claims, *args, **kwargs)
 
 
 # --------------------------------------------------------------------------- data
@@ -132,6 +174,8 @@ class StudyData:
     base_names: tuple
     new_names: tuple
     template: str
+    skipped: dict = field(default_factory=dict)
+    fd_zeroshot: dict = field(default_factory=dict)
 
 
 def load_study_data(study: CalibrationStudy) -> StudyData:
@@ -200,6 +244,17 @@ class Cell:
     recipe: Recipe
 
 
+@dataclass(frozen=True)
+class CalibrationCell:
+    """One cell as it runs: its role, the recipe as trained (:func:`prepare_recipe`), the few-shot training
+    set of the base classes drawn for the seed, the seed."""
+
+    role: str
+    recipe: Recipe
+    train: TrainSet
+    seed: int
+
+
 def study_cells(study: CalibrationStudy) -> list[Cell]:
     """The main methods, then the λ sweep and the vocabulary ablation of ``sweep_method``."""
     cells = [Cell("main", study.recipe(name)) for name in study.methods]
@@ -219,37 +274,15 @@ def unsupported_reason(loaded, recipe: Recipe) -> str | None:
     return check(loaded) if check else None
 
 
-def run_calibration_study(study: CalibrationStudy, store=None, progress: bool = True,
-                          data: StudyData | None = None) -> "CalibrationResults":
-    """Fill one result cell per (recipe, shots, seed); return the tidy tables (:class:`CalibrationResults`)."""
-    from tqdm.auto import tqdm
+def run(study, store=None, progress: bool = True, data: StudyData | None = None) -> "CalibrationResults":
+    """Fill one result cell per (recipe, shots, seed) (:func:`clipstudy.study.run`); return the tidy tables
+    (:class:`CalibrationResults`). A :class:`CalibrationSuite` runs each of its datasets and averages them
+    (:func:`combine`)."""
+    return run_study(study, store, progress, data)
 
-    from ..results import ResultStore
 
-    store = store or ResultStore()
-    data = data or load_study_data(study)
-    skipped: dict[str, str] = {}
-    todo = []
-    for cell in study_cells(study):
-        reason = unsupported_reason(data.loaded, cell.recipe)
-        if reason:
-            if not study.skip_unsupported:
-                raise ConfigError(f"{cell.recipe.label}: {reason}")
-            skipped[cell.recipe.label] = reason
-            continue
-        todo += [(cell, k, s) for k in study.shots for s in study.seeds]
-    _warm_outlier_pools(study, data, [c.recipe for c, _, _ in todo], progress)
-    fd_zeroshot = zeroshot_divergence(data, study.fd_m, study.fd_metric)
-    records = []
-    for cell, shots, seed in tqdm(todo, desc="calibration study cells", disable=not progress):
-        recipe = prepare_recipe(cell.recipe, data, seed, study.dor)
-        train = few_shot_set(data.pool, shots, seed, label_map=data.base_map)
-        spec = _spec(study, data, recipe, train, seed)
-        metrics = store.run(spec, lambda: _run_cell(study, data, recipe, train, seed, spec, store, progress))
-        records.append((cell.role, spec, metrics))
-    for label, reason in skipped.items():
-        print(f"{label} skipped: {reason}")
-    return CalibrationResults.from_records(records, store, skipped, fd_zeroshot)
+run_calibration_study = run
+"""The former name of :func:`run` (kept for existing notebooks and scripts)."""
 
 
 def _warm_outlier_pools(study, data, recipes, progress) -> None:
@@ -463,16 +496,33 @@ def _history_row(h: Mapping[str, Any], m: Mapping[str, Any], spec: Mapping[str, 
 
 # --------------------------------------------------------------------------- several datasets, key numbers
 
-def dataset_specs(name: str, *, n_train: int = 1200, n_test: int = 1500, n_val: int = 600,
-                  max_test_images: int = 0, domain: str = "photo") -> dict:
-    """``{"train", "test", "val"}`` dataset specs of one benchmark: the embedded world's ID classes in one
-    domain (``n_*`` images rendered per split), or a CoOp dataset read from folders (train / test / val
-    splits of ``split_zhou_*.json``; ``max_test_images`` > 0 keeps a seeded subset of the test split; ImageNet's
-    val images are its test set, so it gets no validation set)."""
-    if name == "world":
-        spec = {"dataset": "world", "classes": "id", "domain": domain}
-        return {"train": {**spec, "split": "train", "n": n_train}, "test": {**spec, "split": "test", "n": n_test},
-                "val": {**spec, "split": "val", "n": n_val} if n_val else {}}
+BENCHMARKS = Registry("calibration benchmark")
+"""Named benchmarks: the embedded ``world`` and CoOp's eleven datasets
+(:data:`clipstudy.data.coop_datasets.COOP_DATASETS`); each returns ``{"train", "test", "val"}`` dataset specs."""
+
+
+def dataset_specs(name: str, **options) -> dict:
+    """``{"train", "test", "val"}`` dataset specs of benchmark ``name`` (:data:`BENCHMARKS`; unknown names
+    list the valid ones)."""
+    return BENCHMARKS.get(name)(**options)
+
+
+@BENCHMARKS.register("world")
+def world_specs(*, n_train: int = 1200, n_test: int = 1500, n_val: int = 600, max_test_images: int = 0,
+                domain: str = "photo") -> dict:
+    """The embedded world's ID classes in one domain (``n_*`` images rendered per split; ``n_val`` = 0: no
+    temperature scaling)."""
+    spec = {"dataset": "world", "classes": "id", "domain": domain}
+    return {"train": {**spec, "split": "train", "n": n_train}, "test": {**spec, "split": "test", "n": n_test},
+            "val": {**spec, "split": "val", "n": n_val} if n_val else {}}
+
+
+def coop_specs(name: str, *, n_train: int = 1200, n_test: int = 1500, n_val: int = 600, max_test_images: int = 0,
+               domain: str = "photo") -> dict:
+    """A CoOp dataset read from folders (train / test / val splits of ``split_zhou_*.json``; docs/protocols.md
+    §0.5): ``max_test_images`` > 0 keeps a seeded subset of the test split; ImageNet's val images are its test
+    set, so it gets no validation set; ``n_val`` = 0 skips temperature scaling. ``n_train``, ``n_test`` and
+    ``domain`` only apply to the world."""
     test = {"dataset": name, "split": "test"}
     if max_test_images:
         test["max_images"] = int(max_test_images)
@@ -480,6 +530,79 @@ def dataset_specs(name: str, *, n_train: int = 1200, n_test: int = 1500, n_val: 
     has_val = n_val and name != "imagenet"
     return {"train": {"dataset": name, "split": "train"}, "test": test,
             "val": {"dataset": name, "split": "val"} if has_val else {}}
+
+
+def _register_coop() -> None:
+    from ..data.coop_datasets import COOP_DATASETS
+
+    def builder(name):
+        def specs(**options) -> dict:
+            return coop_specs(name, **options)
+
+        specs.__name__ = specs.__qualname__ = f"{name}_specs"
+        specs.__doc__ = f"CoOp's {name} (:func:`coop_specs`)."
+        return specs
+
+    for name in COOP_DATASETS:
+        BENCHMARKS.register(name, obj=builder(name))
+
+
+_register_coop()
+
+
+def make_study(benchmark="world", *, max_steps: int = 0, **params):
+    """The study of a notebook's parameters: the dataset specs of ``benchmark`` (:data:`BENCHMARKS`; its
+    options ``n_train``, ``n_test``, ``n_val``, ``max_test_images``, ``domain`` go to its builder) and every
+    :class:`CalibrationStudy` field (lists become tuples; ``shots`` may be one number). ``max_steps`` > 0 caps
+    every method's steps and the sweep method's, merged under ``recipe_overrides``. A list of benchmarks gives
+    a :class:`CalibrationSuite`, one study per dataset, averaged as the paper averages its datasets."""
+    if not isinstance(benchmark, str):
+        names = list(benchmark)
+        if not names:
+            raise ConfigError("make_study needs at least one benchmark")
+        return CalibrationSuite({n: make_study(n, max_steps=max_steps, **params) for n in names})
+    builder = BENCHMARKS.get(benchmark)
+    options, fields = split_params(CalibrationStudy, BENCHMARKS, params)
+    if isinstance(fields.get("shots"), int):
+        fields["shots"] = (fields["shots"],)
+    methods = tuple(fields.get("methods", DEFAULT_METHODS))
+    sweep = fields.get("sweep_method", CalibrationStudy.sweep_method)
+    capped = methods + ((sweep,) if max_steps and sweep not in methods else ())
+    overrides = max_steps_overrides(capped, max_steps, fields.pop("recipe_overrides", {}))
+    return CalibrationStudy(**fields, recipe_overrides=overrides, **call_with(builder, options))
+
+
+@dataclass(frozen=True)
+class CalibrationSuite(Study):
+    """Several datasets' studies run as one: each fills its own cells, and their tables are averaged over
+    datasets (:func:`combine`, docs/protocols.md §0.5). ``recipe`` and the claims are those of the studies."""
+
+    studies: Mapping[str, CalibrationStudy] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.studies:
+            raise ConfigError("a calibration suite needs at least one study")
+
+    @property
+    def first(self) -> CalibrationStudy:
+        return next(iter(self.studies.values()))
+
+    def recipe(self, name: str) -> Recipe:
+        return self.first.recipe(name)
+
+    def run(self, store=None, progress: bool = True, data=None) -> "CalibrationResults":
+        if data is not None:
+            raise ConfigError("a calibration suite loads each dataset's data itself (data=None)")
+        return combine({name: s.run(store, progress) for name, s in self.studies.items()})
+
+    def key_numbers(self, res) -> dict:
+        return key_numbers(res)
+
+    def verdicts(self, res, *args, **kwargs) -> dict[str, str]:
+        return verdicts(res, *args, **kwargs)
+
+    def captions(self, res, claims, *args, **kwargs) -> dict[str, str]:
+        return captions(res, claims, *args, **kwargs)
 
 
 def combine(results: Mapping[str, CalibrationResults]) -> CalibrationResults:

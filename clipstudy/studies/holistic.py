@@ -33,8 +33,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..data.specs import InMemory, build_set, unwrap as _unwrap  # noqa: F401  (InMemory, build_set: re-exported)
 from ..errors import ConfigError
 from ..registry import Registry
+from ..study import StudyConfig, call_with, run as run_study, run_cells, split_params
 
 PROTOCOL_VERSION = 2  # 2: both OOD scorers for every model; effective robustness against the baseline family
 DEFAULT_PROMPTS = {"single": "photo", "ensemble": "world"}
@@ -44,8 +46,9 @@ VISUAL_FACTORS = ("color", "size", "position", "rotation", "pattern", "backgroun
 
 
 @dataclass(frozen=True)
-class HolisticStudy:
-    """Everything that defines the study; every field is part of each cell's spec.
+class HolisticStudy(StudyConfig):
+    """Everything that defines the study; every field is part of each cell's spec (the shared fields:
+    :class:`clipstudy.study.StudyConfig`; ``scale`` is the recipe scale of the fine-tuned zoo models).
 
     ``zoo`` names a zoo of ``zoo.json``; ``models`` (``[arch, pretrained]`` rows, the real path) replaces
     it. ``sets`` holds dataset specs by role (:func:`holistic_benchmark`); ``prompts`` maps a label to a
@@ -56,9 +59,6 @@ class HolisticStudy:
 
     zoo: str = "default"
     models: tuple = ()
-    data_root: str = ""
-    device: str = "cpu"
-    scale: str = "embedded"
     prompts: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_PROMPTS))
     sets: Mapping[str, Any] = field(default_factory=dict)
     geometric: tuple = ("rotate", "zoom", "occlude")
@@ -66,6 +66,8 @@ class HolisticStudy:
     n_bins: int = 15
     ts_bounds: tuple = (0.01, 10.0)
     ks: tuple = (1, 5)
+
+    desc = "holistic zoo"
 
     def __post_init__(self):
         from ..prompts import get_templates
@@ -91,61 +93,81 @@ class HolisticStudy:
     def default_prompts(self) -> str:
         return next(iter(self.prompts))
 
+    # ---- the study contract (clipstudy.study.Study)
+    def load_data(self, progress: bool = True) -> "StudyData":
+        return load_study_data(self)
+
+    def cells(self, data) -> list[str]:
+        """The zoo's model names, in the zoo's order (base models before the models derived from them)."""
+        data.zoo = self.get_zoo()
+        return list(data.zoo.names)
+
+    def prepare(self, data, name: str) -> "HolisticCell":
+        """The zoo model ``name``, loaded (trained on demand, cached: a rerun trains nothing)."""
+        from .zoo import load_member
+
+        zoo = data.zoo
+        member = load_member(zoo, name, train=data.train, classnames=data.classnames, scale=self.scale,
+                             device=self.device, progress=data.progress, _bases=data.bases)
+        if name in {m.base for m in zoo.models if m.base}:
+            data.bases[name] = member
+        return HolisticCell(name, member)
+
+    def spec(self, data, cell: "HolisticCell") -> dict:
+        return cell_spec(self, data, data.zoo, cell.member)
+
+    def run_cell(self, data, cell: "HolisticCell", spec, store, progress: bool = True) -> dict:
+        return evaluate_member(self, data, cell.member, progress)
+
+    def run(self, store=None, progress: bool = True, data=None) -> "HolisticResults":
+        """Two families of cells through the one runner (:func:`clipstudy.study.run_cells`): the zoo's models,
+        then its baseline family (:func:`run_baseline`)."""
+        from ..results import ResultStore
+
+        store = store or ResultStore()
+        data = data if data is not None else self.load_data(progress)
+        data.progress = progress
+        records = run_cells(self, self.cells(data), data, store, progress)
+        data.baseline, data.baseline_note = run_baseline(self, data, data.zoo, store, progress)
+        return self.tables(records, data, store)
+
+    def tables(self, records, data, store) -> "HolisticResults":
+        res = HolisticResults.from_records([(r.spec, r.metrics) for r in records], data.zoo, self,
+                                           baseline=data.baseline, baseline_note=data.baseline_note)
+        res.n_classes = len(data.classnames)
+        return res
+
+    def key_numbers(self, res) -> dict:
+        return key_numbers(res)
+
+    def verdicts(self, res, *args, **kwargs) -> dict[str, str]:
+        """:func:`verdicts` of the key numbers (``res``: the results, or their :func:`key_numbers`)."""
+        return verdicts(key_numbers(res) if isinstance(res, HolisticResults) else res, *args, **kwargs)
+
+
+@dataclass(frozen=True)
+class HolisticCell:
+    """One zoo model's cell as it runs: its name and the loaded model (:class:`clipstudy.studies.zoo.Member`)."""
+
+    name: str
+    member: Any
+
 
 # --------------------------------------------------------------------------- data
 
-class InMemory:
-    """A world dataset rendered once and held in memory (uint8 pixels), so the feature pass of every zoo
-    model reads the same images without rendering them again; same ``cache_key`` as the original."""
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-        base, idx = _unwrap(dataset)
-        self.pixels = base.get_batch(idx.tolist())
-        self.classnames, self.targets = tuple(dataset.classnames), np.asarray(dataset.targets)
-        self.name, self.domain, self.cache_key = dataset.name, dataset.domain, dataset.cache_key
-
-    def __len__(self) -> int:
-        return len(self.pixels)
-
-    def __getitem__(self, i: int) -> dict:
-        from PIL import Image
-
-        return {"image": Image.fromarray(self.pixels[i]), "label": int(self.targets[i]), "index": i}
-
-    def factor_table(self):
-        return self.dataset.factor_table()
-
-
-def build_set(spec: Mapping[str, Any], data_root=None):
-    """A dataset from a spec (:func:`clipstudy.experiment.dataset_from_spec`) with two more keys:
-    ``holdout`` (``"val"`` or ``"test"``: a disjoint seeded split of the set, ``holdout_fraction`` (0.2)
-    of it for ``"val"``; temperature scaling is fitted on ID data held out from the test images) and
-    ``max_images`` applied after it. World sets are rendered once into memory (:class:`InMemory`)."""
-    from ..experiment import Subset, dataset_from_spec
-
-    spec = dict(spec)
-    holdout, frac = spec.pop("holdout", None), float(spec.pop("holdout_fraction", 0.2))
-    cap, subset_seed = spec.pop("max_images", None), spec.pop("subset_seed", 0)
-    ds = dataset_from_spec(spec, data_root)
-    if holdout is not None:
-        if holdout not in ("val", "test"):
-            raise ConfigError(f"holdout must be 'val' or 'test', got {holdout!r}")
-        order = np.random.default_rng(subset_seed).permutation(len(ds))
-        k = max(1, int(round(frac * len(ds))))
-        ds = Subset(ds, np.sort(order[:k] if holdout == "val" else order[k:]))
-    if cap and int(cap) < len(ds):
-        ds = Subset(ds, np.sort(np.random.default_rng(subset_seed).choice(len(ds), int(cap), replace=False)))
-    return InMemory(ds) if hasattr(_unwrap(ds)[0], "get_batch") else ds
-
-
 @dataclass
 class StudyData:
-    """Every dataset of the study by role (groups as dicts) and the ID class names."""
+    """Every dataset of the study by role (groups as dicts) and the ID class names; while the study runs,
+    also its zoo, the loaded base models that derived models start from, and the baseline family's records."""
 
     sets: dict
     classnames: tuple
     train: Any = None
+    zoo: Any = None
+    bases: dict = field(default_factory=dict)
+    progress: bool = True
+    baseline: list = field(default_factory=list)
+    baseline_note: str = ""
 
     def items(self, role: str) -> dict:
         value = self.sets.get(role)
@@ -202,6 +224,23 @@ def holistic_benchmark(name: str, **options) -> dict:
     """Dataset specs by role of benchmark ``world`` (embedded) or ``imagenet`` (real folders); unknown names
     list the valid ones."""
     return BENCHMARKS.get(name)(**options)
+
+
+def make_study(benchmark: str = "world", **params) -> HolisticStudy:
+    """The study of a notebook's parameters: the dataset specs of ``benchmark`` (:data:`BENCHMARKS`; its
+    options ``n_train``, ``n_test``, ``n_val``, ``n_shift``, ``n_ood``, ``n_cue``, ``n_corrupt``,
+    ``severities``, ``corruptions``, ``n_retrieval``, ``seed`` go to its builder), the benchmark's defaults
+    (:func:`benchmark_defaults`: visual factors, geometric corruptions, prompt sets; ``prompts={}`` keeps
+    them) and every :class:`HolisticStudy` field (lists become tuples, ``models`` rows too)."""
+    builder = BENCHMARKS.get(benchmark)
+    options, fields = split_params(HolisticStudy, BENCHMARKS, params)
+    root = fields.get("data_root") or None
+    options["data_root"] = root
+    defaults = benchmark_defaults(benchmark, root)
+    fields["prompts"] = fields.get("prompts") or defaults["prompts"]
+    fields.setdefault("geometric", defaults["geometric"])
+    fields.setdefault("factors", defaults["factors"])
+    return HolisticStudy(sets=call_with(builder, options), **fields)
 
 
 @BENCHMARKS.register("world")
@@ -463,18 +502,6 @@ def retrieval_texts(ds) -> tuple[list[str], np.ndarray]:
     raise ConfigError(f"{getattr(ds, 'name', ds)!r} has no captions for retrieval (need all_captions() or the world)")
 
 
-def _unwrap(ds) -> tuple[Any, np.ndarray]:
-    """The underlying dataset and the indices of ``ds``'s images in it (through InMemory and Subsets)."""
-    idx = np.arange(len(ds))
-    while True:
-        if isinstance(ds, InMemory):
-            ds = ds.dataset
-        elif hasattr(ds, "indices") and hasattr(ds, "dataset"):
-            idx, ds = np.asarray(ds.indices)[idx], ds.dataset
-        else:
-            return ds, idx
-
-
 def evaluate_baseline(study: HolisticStudy, data: StudyData, member, progress: bool = True,
                       cache: bool = True) -> dict:
     """The axes the effective-robustness lines need (:func:`accuracy_axes`) for one baseline model."""
@@ -487,38 +514,41 @@ def evaluate_baseline(study: HolisticStudy, data: StudyData, member, progress: b
 
 # --------------------------------------------------------------------------- running
 
-def run_holistic_study(study: HolisticStudy, store=None, progress: bool = True, data: StudyData | None = None):
-    """Load (training on demand) every zoo model and fill its result cell; return :class:`HolisticResults`.
-    Cells are read back when present; trained models are cached, so a rerun trains nothing."""
-    from tqdm.auto import tqdm
+def run(study: HolisticStudy, store=None, progress: bool = True, data: StudyData | None = None) -> "HolisticResults":
+    """Load (training on demand) every zoo model and fill its result cell, then the baseline family's
+    (:meth:`HolisticStudy.run`); return :class:`HolisticResults`. Cells are read back when present; trained
+    models are cached, so a rerun trains nothing."""
+    return run_study(study, store, progress, data)
 
-    from ..results import ResultStore
-    from .zoo import load_member
 
-    store = store or ResultStore()
-    data = data or load_study_data(study)
-    zoo = study.get_zoo()
-    needed = {m.base for m in zoo.models if m.base}
-    bases, records = {}, []
-    for name in tqdm(zoo.names, desc="holistic zoo", disable=not progress):
-        member = load_member(zoo, name, train=data.train, classnames=data.classnames, scale=study.scale,
-                             device=study.device, progress=progress, _bases=bases)
-        if name in needed:
-            bases[name] = member
-        spec = cell_spec(study, data, zoo, member)
-        records.append((spec, store.run(spec, lambda: evaluate_member(study, data, member, progress))))
-    baseline, note = run_baseline(study, data, zoo, store, progress)
-    res = HolisticResults.from_records(records, zoo, study, baseline=baseline, baseline_note=note)
-    res.n_classes = len(data.classnames)
-    return res
+run_holistic_study = run
+"""The former name of :func:`run` (kept for existing notebooks and scripts)."""
+
+
+class BaselineCells:
+    """The baseline family's cells for :func:`clipstudy.study.run_cells`: one per step budget."""
+
+    def __init__(self, study: HolisticStudy, zoo, family):
+        self.study, self.zoo, self.family = study, zoo, family
+        self.desc = f"baseline {family.name}"
+
+    def prepare(self, data, steps: int):
+        from .zoo import load_baseline_member
+
+        return load_baseline_member(self.zoo, self.family, steps, train=data.train, classnames=data.classnames,
+                                    device=self.study.device, progress=data.progress)
+
+    def spec(self, data, member) -> dict:
+        return baseline_cell_spec(self.study, data, self.zoo, self.family, member)
+
+    def run_cell(self, data, member, spec, store, progress: bool = True) -> dict:
+        return evaluate_baseline(self.study, data, member, progress)
 
 
 def run_baseline(study: HolisticStudy, data: StudyData, zoo, store, progress: bool = True) -> tuple[list, str]:
     """Train (on demand, cached) and evaluate every model of the zoo's baseline family; returns its
     ``(spec, metrics)`` records and a note when there is no baseline family to fit lines on."""
-    from tqdm.auto import tqdm
-
-    from .zoo import load_baseline, load_baseline_member
+    from .zoo import load_baseline
 
     if not zoo.baseline:
         return [], (f"zoo {zoo.name!r} has no baseline family (supervised models trained on the ID photos), so no "
@@ -527,13 +557,9 @@ def run_baseline(study: HolisticStudy, data: StudyData, zoo, store, progress: bo
         return [], ("the study has no ID training set ('train') to train the baseline family on, so no "
                     "effective-robustness line can be fitted; effective robustness is NaN")
     family = load_baseline(zoo.baseline)
-    records = []
-    for steps in tqdm(family.steps, desc=f"baseline {family.name}", disable=not progress):
-        member = load_baseline_member(zoo, family, steps, train=data.train, classnames=data.classnames,
-                                      device=study.device, progress=progress)
-        spec = baseline_cell_spec(study, data, zoo, family, member)
-        records.append((spec, store.run(spec, lambda: evaluate_baseline(study, data, member, progress))))
-    return records, ""
+    data.progress = progress
+    cells = BaselineCells(study, zoo, family)
+    return [(r.spec, r.metrics) for r in run_cells(cells, family.steps, data, store, progress)], ""
 
 
 def baseline_cell_spec(study: HolisticStudy, data: StudyData, zoo, family, member) -> dict:

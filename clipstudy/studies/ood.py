@@ -23,8 +23,11 @@ import numpy as np
 from ..analysis.spread import STATUS, compare, leaders, mean_std, pm
 from ..errors import ConfigError
 from ..registry import Registry
-from ..experiment import (Outputs, TrainSet, cell_spec, checkpoint_path, dataset_from_spec, few_shot_set,
-                          get_recipe, local_similarities, method_outputs, train_method, wise_variants)
+from ..data.specs import dataset_from_spec
+from ..experiment import (Outputs, TrainSet, cell_spec, checkpoint_path, few_shot_set, local_similarities,
+                          method_outputs, train_method, wise_variants)
+from ..study import (RecipeStudyConfig, call_with, check_shots, max_steps_overrides, run as run_study,
+                     split_params)
 
 DEFAULT_SCORERS = ("mcm", "msp", "max_logit", "energy", "entropy", "variance", "energy_cos", "entropy_cos",
                    "variance_cos", "mahalanobis", "knn", "gl_mcm")
@@ -36,22 +39,18 @@ HIST_SCORERS = ("mcm", "msp")
 
 
 @dataclass(frozen=True)
-class OODStudy:
-    """Everything that defines the study; every field is part of each cell's spec.
+class OODStudy(RecipeStudyConfig):
+    """Everything that defines the study; every field is part of each cell's spec (the shared fields:
+    :class:`clipstudy.study.RecipeStudyConfig`).
 
     ``train``, ``id_test`` and each entry of ``ood`` / ``shift`` are dataset specs for
-    :func:`clipstudy.experiment.dataset_from_spec`; ``methods`` are recipe names
+    :func:`clipstudy.data.specs.dataset_from_spec`; ``methods`` are recipe names
     (``data/resources/recipes.json``) trained at ``scale``; ``recipe_overrides`` maps a recipe name to
     settings that replace its defaults (e.g. ``{"coop": {"max_steps": 100}}``). ``scorer_params`` maps a
     scorer to its parameters; the logit scale of the scorers registered with ``needs_scale`` (MSP, energy,
     entropy, variance) is always the model's own, so it cannot be set there.
     """
 
-    model: str = "embedded"
-    pretrained: str = ""
-    data_root: str = ""
-    device: str = "cpu"
-    scale: str = "embedded"
     methods: tuple = ("zeroshot", "coop")
     shots: tuple = (1, 2, 4, 8, 16)
     seeds: tuple = (1, 2, 3)
@@ -62,7 +61,8 @@ class OODStudy:
     id_test: Mapping[str, Any] = field(default_factory=dict)
     ood: Mapping[str, Mapping] = field(default_factory=dict)
     shift: Mapping[str, Mapping] = field(default_factory=dict)
-    recipe_overrides: Mapping[str, Mapping] = field(default_factory=dict)
+
+    desc = "OOD study cells"
 
     def __post_init__(self):
         from ..scores import SCORERS
@@ -74,17 +74,53 @@ class OODStudy:
                 raise ConfigError(f"scorer_params[{name!r}] sets logit_scale; {name} always uses the model's own")
         if not self.ood:
             raise ConfigError("the OOD study needs at least one OOD set (ood={name: dataset spec})")
-        for k in self.shots:
-            if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-                raise ConfigError(f"shots must be positive integers, got {k!r}")
-        unknown = sorted(set(self.recipe_overrides) - set(self.methods))
-        if unknown:
-            raise ConfigError(f"recipe_overrides names {unknown}, which are not among methods {list(self.methods)}")
-        for name in self.methods:
-            self.recipe(name)  # unknown recipes or settings fail before anything runs
+        check_shots(self.shots)
+        self.check_recipes()  # unknown recipes or settings fail before anything runs
 
-    def recipe(self, name: str):
-        return get_recipe(name, self.scale, **dict(self.recipe_overrides.get(name, {})))
+    # ---- the study contract (clipstudy.study.Study)
+    def load_data(self, progress: bool = True) -> "StudyData":
+        return load_study_data(self, progress)
+
+    def cells(self, data) -> list[tuple]:
+        """``(method, shots, seed)`` for every method, shot count and seed."""
+        return [(m, k, s) for m in self.methods for k in self.shots for s in self.seeds]
+
+    def before(self, data, cells, progress: bool = True) -> None:
+        data.local_reason = _local_reason(self, data)
+
+    def prepare(self, data, cell) -> "OODCell":
+        name, shots, seed = cell
+        return OODCell(self.recipe(name), few_shot_set(data.pool, shots, seed), seed)
+
+    def spec(self, data, cell: "OODCell") -> dict:
+        return _spec(self, data, cell.recipe, cell.train, cell.seed)
+
+    def run_cell(self, data, cell: "OODCell", spec, store, progress: bool = True) -> dict:
+        return _run_cell(self, data, cell.recipe, cell.train, cell.seed, spec, store, data.local_reason, progress)
+
+    def tables(self, records, data, store) -> "OODResults":
+        if data.local_reason:
+            print(f"gl_mcm skipped: {data.local_reason}")
+        return OODResults.from_records([(r.spec, r.metrics) for r in records], store,
+                                       logit_scale=data.loaded.logit_scale)
+
+    def key_numbers(self, res) -> dict:
+        return key_numbers(res)
+
+    def verdicts(self, res, *args, **kwargs) -> dict[str, str]:
+        return verdicts(res, *args, **kwargs)
+
+    def captions(self, res, claims, *args, **kwargs) -> dict[str, str]:
+        return captions(res, claims, *args, **kwargs)
+
+
+@dataclass(frozen=True)
+class OODCell:
+    """One cell as it runs: the recipe, the few-shot training set drawn for the seed, the seed."""
+
+    recipe: Any
+    train: TrainSet
+    seed: int
 
 
 @dataclass
@@ -95,6 +131,7 @@ class StudyData:
     ood: dict
     shift: dict
     classnames: tuple
+    local_reason: str | None = None
 
 
 def load_study_data(study: OODStudy, progress: bool = True) -> StudyData:
@@ -119,27 +156,14 @@ def load_study_data(study: OODStudy, progress: bool = True) -> StudyData:
     return StudyData(loaded, pool, id_test, ood, shift, tuple(id_test.classnames))
 
 
-def run_ood_study(study: OODStudy, store=None, progress: bool = True, data: StudyData | None = None):
-    """Fill one result cell per (method, shots, seed); return the tidy tables (:class:`OODResults`)."""
-    from tqdm.auto import tqdm
+def run(study: OODStudy, store=None, progress: bool = True, data: StudyData | None = None) -> "OODResults":
+    """Fill one result cell per (method, shots, seed) (:func:`clipstudy.study.run`); return the tidy tables
+    (:class:`OODResults`)."""
+    return run_study(study, store, progress, data)
 
-    from ..results import ResultStore
 
-    store = store or ResultStore()
-    data = data or load_study_data(study, progress)
-    local_reason = _local_reason(study, data)
-    cells = [(m, k, s) for m in study.methods for k in study.shots for s in study.seeds]
-    records = []
-    for name, shots, seed in tqdm(cells, desc="OOD study cells", disable=not progress):
-        recipe = study.recipe(name)
-        train = few_shot_set(data.pool, shots, seed)
-        spec = _spec(study, data, recipe, train, seed)
-        metrics = store.run(spec, lambda: _run_cell(study, data, recipe, train, seed, spec, store, local_reason,
-                                                    progress))
-        records.append((spec, metrics))
-    if local_reason:
-        print(f"gl_mcm skipped: {local_reason}")
-    return OODResults.from_records(records, store, logit_scale=data.loaded.logit_scale)
+run_ood_study = run
+"""The former name of :func:`run` (kept for existing notebooks and scripts)."""
 
 
 def _local_reason(study: OODStudy, data: StudyData) -> str | None:
@@ -303,6 +327,18 @@ def ood_benchmark(name: str, **sizes) -> dict:
     """Dataset specs ``{"train", "id_test", "ood", "shift"}`` of a named benchmark (``world`` or
     ``imagenet``); unknown names list the valid ones. ``sizes`` go to the benchmark's builder."""
     return BENCHMARKS.get(name)(**sizes)
+
+
+def make_study(benchmark: str = "world", *, max_steps: int = 0, **params) -> OODStudy:
+    """The study of a notebook's parameters: the dataset specs of ``benchmark`` (:data:`BENCHMARKS`; its
+    options such as ``n_train``, ``n_test``, ``n_ood``, ``shift_domains``, ``seed`` go to its builder) and
+    every :class:`OODStudy` field (lists become tuples). ``max_steps`` > 0 caps every method's steps, merged
+    under ``recipe_overrides`` (:func:`clipstudy.study.max_steps_overrides`)."""
+    builder = BENCHMARKS.get(benchmark)
+    options, fields = split_params(OODStudy, BENCHMARKS, params)
+    methods = fields.get("methods", OODStudy.methods)
+    overrides = max_steps_overrides(methods, max_steps, fields.pop("recipe_overrides", {}))
+    return OODStudy(**fields, recipe_overrides=overrides, **call_with(builder, options))
 
 
 @BENCHMARKS.register("world")

@@ -26,8 +26,11 @@ import numpy as np
 
 from ..analysis.spread import STATUS, compare, leaders, pm, rank_sentence
 from ..errors import ConfigError
-from ..experiment import (Subset, TrainSet, build, cell_spec, checkpoint_path, dataset_from_spec, few_shot_set,
-                          get_recipe, method_outputs, recipe_spec, train_method, wise_variants)
+from ..data.specs import Subset, dataset_from_spec
+from ..experiment import (TrainSet, build, cell_spec, checkpoint_path, few_shot_set, get_recipe, method_outputs,
+                          recipe_spec, train_method, wise_variants)
+from ..registry import Registry
+from ..study import RecipeStudyConfig, run as run_study
 
 DEFAULT_METHODS = ("zs", "lp", "ft", "lp_ft", "flyp", "l2sp", "kd", "car_ft", "lipsum_ft")
 WORLD_SHIFTS = ("painting", "clipart", "sketch", "infograph")
@@ -36,8 +39,9 @@ IMAGENET_SHIFTS = ("imagenet_v2", "imagenet_r", "imagenet_a", "imagenet_sketch")
 
 
 @dataclass(frozen=True)
-class RobustFTStudy:
-    """Everything that defines the study; the fields that change numbers are part of each cell's spec.
+class RobustFTStudy(RecipeStudyConfig):
+    """Everything that defines the study; the fields that change numbers are part of each cell's spec (the
+    shared fields: :class:`clipstudy.study.RecipeStudyConfig`).
 
     ``train`` is the dataset spec of the reference domain's training pool (every image is used:
     ``few_shot_set(shots=None)``); ``domains`` maps evaluation-set names to dataset specs (the
@@ -50,11 +54,6 @@ class RobustFTStudy:
     method ``"<recipe>@<weight>"`` (e.g. ``lipsum_ft@3``), trained like the recipe but without WiSE-FT.
     """
 
-    model: str = "embedded"
-    pretrained: str = ""
-    data_root: str = ""
-    device: str = "cpu"
-    scale: str = "embedded"
     methods: tuple = DEFAULT_METHODS
     seeds: tuple = (0, 1, 2)
     train: Mapping[str, Any] = field(default_factory=dict)
@@ -69,8 +68,9 @@ class RobustFTStudy:
     dynamics: tuple = ("ft", "lipsum_ft")
     dynamics_runs: int = 1
     dynamics_images: int = 100
-    recipe_overrides: Mapping[str, Mapping] = field(default_factory=dict)
     weight_sweeps: Mapping[str, tuple] = field(default_factory=dict)
+
+    desc = "robust fine-tuning cells"
 
     def __post_init__(self):
         if not self.train or not self.domains:
@@ -81,9 +81,7 @@ class RobustFTStudy:
                               f"{list(self.domains)}")
         for spec in [self.train, *self.domains.values()]:
             check_domain_spec(spec, self.data_root)
-        unknown = sorted(set(self.recipe_overrides) - set(self.methods) - set(self.head_from.values()))
-        if unknown:
-            raise ConfigError(f"recipe_overrides names {unknown}, which are not among methods {list(self.methods)}")
+        self.check_recipes(names=(), also=self.head_from.values())
         for name, weights in self.weight_sweeps.items():
             bad = [w for w in weights if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0]
             if name not in self.methods or bad or not isinstance(weights, (tuple, list)):
@@ -109,6 +107,46 @@ class RobustFTStudy:
     @property
     def shifts(self) -> list[str]:
         return [d for d in self.domains if d != self.reference]
+
+    # ---- the study contract (clipstudy.study.Study)
+    def load_data(self, progress: bool = True) -> "StudyData":
+        return load_study_data(self, progress)
+
+    def cells(self, data) -> list[tuple]:
+        """``(method, seed)`` for every method (weight-sweep variants included) and seed."""
+        return [(m, s) for m in self.all_methods for s in self.seeds]
+
+    def prepare(self, data, cell) -> "RobustFTCell":
+        name, seed = cell
+        return RobustFTCell(self.recipe(name), few_shot_set(data.pool, None, seed), seed)
+
+    def spec(self, data, cell: "RobustFTCell") -> dict:
+        return _spec(self, data, cell.recipe, cell.train, cell.seed)
+
+    def run_cell(self, data, cell: "RobustFTCell", spec, store, progress: bool = True) -> dict:
+        return _run_cell(self, data, cell.recipe, cell.train, cell.seed, spec, progress)
+
+    def tables(self, records, data, store) -> "RobustFTResults":
+        return RobustFTResults.from_records([(r.spec, r.metrics) for r in records], self.reference,
+                                            list(self.domains))
+
+    def key_numbers(self, res) -> dict:
+        return key_numbers(res)
+
+    def verdicts(self, res, *args, **kwargs) -> dict[str, str]:
+        return verdicts(res, *args, **kwargs)
+
+    def captions(self, res, claims, *args, **kwargs) -> dict[str, str]:
+        return captions(res, claims, *args, **kwargs)
+
+
+@dataclass(frozen=True)
+class RobustFTCell:
+    """One cell as it runs: the recipe, the training set (every image of the pool), the seed."""
+
+    recipe: Any
+    train: TrainSet
+    seed: int
 
 
 SWEEP_SEP = "@"
@@ -149,6 +187,12 @@ def check_domain_spec(spec: Mapping[str, Any], data_root: str = "") -> None:
 
 # --------------------------------------------------------------------------- protocols
 
+BENCHMARKS = Registry("benchmark")
+"""Named protocols (``world``, ``domainnet``, ``imagenet``): each builds a :class:`RobustFTStudy` from its
+sizes and the study's fields."""
+
+
+@BENCHMARKS.register("world")
 def world_study(n_train: int = 1500, n_test: int = 300, classes: str = "id", reference: str = "photo",
                 shifts=WORLD_SHIFTS, seed: int = 0, **kw) -> RobustFTStudy:
     """The embedded protocol: train on the world's ``reference`` domain (train split), test on it and on
@@ -159,6 +203,7 @@ def world_study(n_train: int = 1500, n_test: int = 300, classes: str = "id", ref
                          domains=domains, **{"templates": "world", **kw})
 
 
+@BENCHMARKS.register("domainnet")
 def domainnet_study(max_train: int | None = None, max_test: int | None = None, **kw) -> RobustFTStudy:
     """Lipsum-FT's DomainNet protocol (docs/protocols.md §4.3): fine-tune on ``real`` (train split), test on the
     ``test`` split of real, painting, clipart, infograph and sketch (quickdraw is left out)."""
@@ -169,6 +214,7 @@ def domainnet_study(max_train: int | None = None, max_test: int | None = None, *
                          reference="real", domains=domains, **{"templates": "imagenet80", "scale": "paper", **kw})
 
 
+@BENCHMARKS.register("imagenet")
 def imagenet_study(max_train: int | None = None, max_test: int | None = None, **kw) -> RobustFTStudy:
     """Lipsum-FT's ImageNet protocol: fine-tune on ImageNet train, test on ImageNet val and V2, R, A, Sketch
     (R and A masked to their 200 classes)."""
@@ -178,7 +224,6 @@ def imagenet_study(max_train: int | None = None, max_test: int | None = None, **
                          domains=domains, **{"templates": "imagenet80", "scale": "paper", **kw})
 
 
-BENCHMARKS = ("world", "domainnet", "imagenet")
 WISE_RECIPES = ("ft", "lipsum_ft")
 
 
@@ -189,8 +234,8 @@ def make_study(benchmark: str = "world", *, n_train: int = 0, n_test: int = 0, c
     images of a real benchmark); ``max_steps`` caps every fine-tuning recipe (0: the recipe's own schedule);
     ``wise_alphas`` replaces the WiSE-FT grid of FT and Lipsum-FT; ``lipsum_weights`` adds Lipsum-FT runs at
     these λ (at CLIP's logit scale; the recipe's own is the paper's λ = 1)."""
-    if benchmark not in BENCHMARKS:
-        raise ConfigError(f"unknown benchmark {benchmark!r}; valid: {', '.join(BENCHMARKS)}")
+    make = BENCHMARKS.get(benchmark)  # unknown names list the valid ones
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in kw.items()}
     methods = tuple(kw.pop("methods", DEFAULT_METHODS))
     scale = kw.get("scale", "embedded" if benchmark == "world" else "paper")
     overrides = {m: {} for m in methods if m != "zs"}
@@ -207,8 +252,7 @@ def make_study(benchmark: str = "world", *, n_train: int = 0, n_test: int = 0, c
         kw["weight_sweeps"] = {"lipsum_ft": weights}
     if benchmark == "world":
         sizes = {k: v for k, v in (("n_train", n_train), ("n_test", n_test)) if v}
-        return world_study(classes=classes, methods=methods, recipe_overrides=overrides, **sizes, **kw)
-    make = domainnet_study if benchmark == "domainnet" else imagenet_study
+        return make(classes=classes, methods=methods, recipe_overrides=overrides, **sizes, **kw)
     return make(max_train=n_train or None, max_test=n_test or None, methods=methods, recipe_overrides=overrides, **kw)
 
 
@@ -275,23 +319,14 @@ def class_positions(pool, dataset, name: str = "dataset"):
 
 # --------------------------------------------------------------------------- cells
 
-def run_robust_ft_study(study: RobustFTStudy, store=None, progress: bool = True, data: StudyData | None = None):
-    """Fill one result cell per (method, seed); return the tidy tables (:class:`RobustFTResults`)."""
-    from tqdm.auto import tqdm
+def run(study: RobustFTStudy, store=None, progress: bool = True, data: StudyData | None = None) -> "RobustFTResults":
+    """Fill one result cell per (method, seed) (:func:`clipstudy.study.run`); return the tidy tables
+    (:class:`RobustFTResults`)."""
+    return run_study(study, store, progress, data)
 
-    from ..results import ResultStore
 
-    store = store or ResultStore()
-    data = data or load_study_data(study, progress)
-    cells = [(m, s) for m in study.all_methods for s in study.seeds]
-    records = []
-    for name, seed in tqdm(cells, desc="robust fine-tuning cells", disable=not progress):
-        recipe = study.recipe(name)
-        train = few_shot_set(data.pool, None, seed)
-        spec = _spec(study, data, recipe, train, seed)
-        metrics = store.run(spec, lambda: _run_cell(study, data, recipe, train, seed, spec, progress))
-        records.append((spec, metrics))
-    return RobustFTResults.from_records(records, study.reference, list(study.domains))
+run_robust_ft_study = run
+"""The former name of :func:`run` (kept for existing notebooks and scripts)."""
 
 
 def _spec(study: RobustFTStudy, data: StudyData, recipe, train: TrainSet, seed: int) -> dict:
@@ -555,6 +590,28 @@ def correlation_difference(res: RobustFTResults, x: str = "shift_energy_gap", y:
     boots = np.asarray([b for b in boots if np.isfinite(b)])
     low, high = (np.quantile(boots, [0.025, 0.975]) if len(boots) else (np.nan, np.nan))
     return {"delta": float(delta(arr)), "low": float(low), "high": float(high), "n": len(arr)}
+
+
+def key_numbers(res: RobustFTResults) -> dict:
+    """The numbers notebook 03 records, from :meth:`RobustFTResults.summary` (means over seeds of each
+    method's final model): ``<method>_ref_accuracy``, ``<method>_shift_accuracy``, ``<method>_shift_nll`` and
+    ``<method>_shift_energy_gap`` for every method (a weight-sweep variant ``lipsum_ft@0.3`` as
+    ``lipsum_ft_w0p3``), ``best_method_shift`` (the trained method with the best shift accuracy, zero-shot and
+    the linear probe left out) and ``<method>_wise_best_shift_accuracy`` along each WiSE-FT path."""
+    summary = res.summary()
+    final = summary[summary.variant == summary.method].set_index("method")
+    out: dict = {}
+    for m, row in final.iterrows():
+        key = m.replace(SWEEP_SEP, "_w").replace(".", "p") if SWEEP_SEP in m else m
+        for col in ("ref_accuracy", "shift_accuracy", "shift_nll", "shift_energy_gap"):
+            out[f"{key}_{col}"] = float(row[col])
+    trained = final.drop(index=["zs", "lp"], errors="ignore")
+    if len(trained):
+        out["best_method_shift"] = trained.shift_accuracy.idxmax()
+    wise = summary[summary.variant.str.endswith("+wise")]
+    for m, path in wise.groupby("method", sort=False):
+        out[f"{m}_wise_best_shift_accuracy"] = float(path.shift_accuracy.max())
+    return out
 
 
 def verdicts(res: RobustFTResults, gap_r: Mapping | None = None, dist_r: Mapping | None = None,
