@@ -89,7 +89,7 @@ def images_to_tensor(batch, mean, std):
 
 def world_batches(cfg: PretrainConfig, tokenizer, mean, std):
     """``step -> {"images", "tokens"}``: shuffled epochs over ``n_train`` world images and captions."""
-    from .train import epoch_batches
+    from .batches import epoch_batches
     from .world import WorldDataset, sample_factors
 
     wcfg = cfg.world_config()
@@ -138,7 +138,8 @@ def pretrain(cfg: PretrainConfig, *, out_dir: str | Path | None = None, progress
     """Train, evaluate and write the run folder; returns the model card as a dict."""
     from .methods import build_method
     from .models import load_model, save_weights
-    from .train import TrainConfig, fit, prefetched
+    from .batches import prefetched
+    from .train import TrainConfig, fit
 
     out = Path(out_dir) if out_dir else cfg.run_dir()
     out.mkdir(parents=True, exist_ok=True)

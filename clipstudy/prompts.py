@@ -63,14 +63,11 @@ def zeroshot_head(loaded, classnames: Sequence[str], templates="photo", batch_si
     Every (class, template) prompt is encoded in batches of ``batch_size`` (one text-tower call per
     batch, not per class), then each prompt feature is L2-normalised, averaged over the templates of its
     class and normalised again (docs/protocols.md §0.2)."""
-    import torch
     import torch.nn.functional as F
+
+    from .text import encode_texts
 
     temps = get_templates(templates)
     texts = [t.format(name) for name in classnames for t in temps]
-    encode = encode_text or loaded.model.encode_text
-    with torch.no_grad():
-        feats = torch.cat([encode(loaded.tokenize(texts[i:i + batch_size]).to(loaded.device)).float()
-                           for i in range(0, len(texts), batch_size)])
-    feats = F.normalize(feats, dim=-1).view(len(classnames), len(temps), -1).mean(1)
-    return F.normalize(feats, dim=-1)
+    feats = encode_texts(loaded, texts, batch_size=batch_size, encode=encode_text)
+    return F.normalize(feats.view(len(classnames), len(temps), -1).mean(1), dim=-1)

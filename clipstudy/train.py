@@ -196,39 +196,5 @@ def _resume(method, opt, path, cfg: TrainConfig) -> TrainState:
     return TrainState(int(blob["step"]), list(blob["history"]), float(blob["seconds"]))
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, drop_last: bool = False) -> Callable[[int], "object"]:
-    """``step -> index tensor`` over shuffled epochs of ``range(n)``; epoch e uses seed (seed, e)."""
-    import torch
-
-    per_epoch = n // batch_size if drop_last else math.ceil(n / batch_size)
-    if per_epoch < 1:
-        raise ConfigError(f"batch size {batch_size} is larger than the {n} training samples")
-    cache: dict[int, object] = {}
-
-    def indices(step: int):
-        epoch, j = divmod(step, per_epoch)
-        if epoch not in cache:
-            cache.clear()
-            g = torch.Generator().manual_seed(seed * 100_003 + epoch)
-            cache[epoch] = torch.randperm(n, generator=g)
-        return cache[epoch][j * batch_size : (j + 1) * batch_size]
-
-    indices.steps_per_epoch = per_epoch
-    return indices
-
-
-def prefetched(batch_fn: Callable[[int], object]) -> Callable[[int], object]:
-    """Wrap a pure ``batch_fn`` so the next step's batch is built in a background thread while the
-    current step trains (rendering and tokenising overlap with the forward/backward pass)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clipstudy-batches")
-    pending: dict[int, object] = {}
-
-    def get(step: int):
-        fut = pending.pop(step, None) or pool.submit(batch_fn, step)
-        pending.clear()
-        pending[step + 1] = pool.submit(batch_fn, step + 1)
-        return fut.result()
-
-    return get
+# Batch sources live in clipstudy.batches (re-exported here for existing imports).
+from .batches import epoch_batches, prefetched  # noqa: E402,F401

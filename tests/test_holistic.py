@@ -130,8 +130,14 @@ def test_ood_axis_scores_with_mcm_and_msp_at_the_models_scale():
         assert row["set"] == "far" and row["auroc"] == pytest.approx(ref["auroc"])
         assert row["fpr95"] == pytest.approx(ref["fpr95"]) and both[(scorer, "far")] == row
     assert R.paper_scorer(True) == "mcm" and R.paper_scorer(False) == "msp"
-    with pytest.raises(ValueError, match="'mcm' .* or 'msp'"):
-        R.ood_axis(s_id, {"far": s_ood}, "energy")
+    # one dispatch (clipstudy.scores.score) serves the axis: other similarity scorers work, with the scale
+    from clipstudy.scores import energy
+
+    [row] = R.ood_axis(s_id, {"far": s_ood}, "energy", logit_scale=30.0)
+    assert row["auroc"] == pytest.approx(ood_metrics(energy(s_id, logit_scale=30.0),
+                                                     energy(s_ood, logit_scale=30.0))["auroc"])
+    with pytest.raises(ValueError, match="'mcm' .*'msp'.*another of"):
+        R.ood_axis(s_id, {"far": s_ood}, "knn")
 
 
 def _ece15_brute(logits, labels):

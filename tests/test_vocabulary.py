@@ -124,17 +124,19 @@ def test_fast_encoding_equals_encode_text(micro, monkeypatch):
     texts += ["an unrelated text", "x"]  # no prefix shared by all texts
     with torch.no_grad():
         ref = F.normalize(micro.model.encode_text(micro.tokenize(texts)), dim=-1)
-    assert V._fast_path_ok(micro.model)
+    from clipstudy import text as T  # the fast path lives in the one text module
+
+    assert T._fast_path_ok(micro.model)
     for t in (texts, texts[:-2]):
         fast = V.encode_prompts(micro, t, batch_size=4, progress=False)
         torch.testing.assert_close(fast, ref[: len(t)], atol=1e-5, rtol=1e-4)
-    assert V._shared_prefix(micro.model, micro.tokenize(texts[:-2]), 99)[0] == 5  # [SOT] a photo of a
+    assert T._shared_prefix(micro.model, micro.tokenize(texts[:-2]), 99)[0] == 5  # [SOT] a photo of a
     # a model without the plain CLIP text tower uses encode_text
-    monkeypatch.setattr(V, "_fast_path_ok", lambda model: False)
+    monkeypatch.setattr(T, "_fast_path_ok", lambda model: False)
     torch.testing.assert_close(V.encode_prompts(micro, texts, batch_size=4, progress=False), ref)
     # a fast path that disagrees with encode_text on the first batch is abandoned
-    monkeypatch.setattr(V, "_fast_path_ok", lambda model: True)
-    monkeypatch.setattr(V, "_encode_text_fast", lambda model, tok, length, prefix: torch.zeros(len(tok), 32))
+    monkeypatch.setattr(T, "_fast_path_ok", lambda model: True)
+    monkeypatch.setattr(T, "_encode_text_fast", lambda model, tok, length, prefix: torch.zeros(len(tok), 32))
     torch.testing.assert_close(V.encode_prompts(micro, texts, batch_size=4, progress=False), ref)
 
 

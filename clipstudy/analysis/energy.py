@@ -59,18 +59,10 @@ def random_text_tokens(n: int, length: int = 8, *, seed: int, step: int = 0, voc
 
 
 def text_encoder(loaded):
-    """``ids -> text features`` (not normalised) of the loaded model's frozen text tower. For open_clip
-    ``CLIP`` models the padding after the end token is dropped first
-    (:class:`clipstudy.methods.prompt_learning.PromptTextEncoder`: exact under the causal mask, ~3x faster
-    for 10-token random texts in a 32- or 77-token context); other towers use ``encode_text``."""
-    from ..errors import ConfigError
-    from ..methods.prompt_learning import PromptTextEncoder
+    """``ids -> text features`` of the frozen text tower, padding dropped: :func:`clipstudy.text.text_encoder`."""
+    from ..text import text_encoder as make
 
-    try:
-        enc = PromptTextEncoder(loaded.model)
-    except ConfigError:
-        return loaded.model.encode_text
-    return lambda ids: enc(enc.embed(ids), ids)
+    return make(loaded)
 
 
 def random_text_features(loaded, n: int, length: int = 8, *, seed: int, step: int = 0, batch_size: int = 1024,
@@ -82,7 +74,9 @@ def random_text_features(loaded, n: int, length: int = 8, *, seed: int, step: in
     import torch.nn.functional as F
 
     ids = random_text_tokens(n, length, seed=seed, step=step, **text_token_spec(loaded)).to(loaded.device)
-    encode = encode_text or text_encoder(loaded)
+    from ..text import text_encoder as frozen_encoder
+
+    encode = encode_text or frozen_encoder(loaded)
     with torch.no_grad():
         feats = [encode(ids[i:i + batch_size]).float() for i in range(0, n, batch_size)]
     return F.normalize(torch.cat(feats), dim=-1)

@@ -178,20 +178,22 @@ def ood_axis(id_sims, ood_sims: Mapping[str, object], scorers=OOD_SCORERS, logit
     (MCM at T = 1 on raw cosine similarities, Ming et al. 2022) and ``"msp"`` (max softmax of
     ``logit_scale * sims``, the model's own logit scale; Hendrycks & Gimpel 2017); ID positive, higher =
     more ID (``get_measures`` of the MCM repository, deeplearning-wustl/MCM). ``scorers`` is a name or a
-    sequence of names. Returns one row per (scorer, OOD set): ``{set, scorer, auroc, fpr95, aupr_in}``."""
-    from ..scores import mcm, msp
+    sequence of names; any registered scorer on similarities works (through :func:`clipstudy.scores.score`,
+    which passes ``logit_scale`` to the scorers that declare ``needs_scale``). Returns one row per (scorer,
+    OOD set): ``{set, scorer, auroc, fpr95, aupr_in}``."""
+    from ..scores import SCORERS, score
 
-    fns = {"mcm": lambda s: mcm(s), "msp": lambda s: msp(s, logit_scale=logit_scale)}
     scorers = (scorers,) if isinstance(scorers, str) else tuple(scorers)
-    bad = [s for s in scorers if s not in fns]
+    valid = [n for n in SCORERS.list() if SCORERS.meta(n).get("needs") == "similarities"]
+    bad = [s for s in scorers if s not in valid]
     if bad or not scorers:
-        raise ValueError(f"the holistic study scores OOD with 'mcm' (MCM, T = 1) or 'msp' (MSP at the model's logit "
-                         f"scale), both by default; got {bad or scorers!r}")
+        raise ValueError(f"the holistic OOD axis scores similarities: 'mcm' (MCM, T = 1) and 'msp' (MSP at the "
+                         f"model's logit scale) by default, or another of {', '.join(valid)}; got {bad or scorers!r}")
     rows = []
     for scorer in scorers:
-        id_scores = fns[scorer](id_sims)
+        id_scores = score(scorer, sims=id_sims, logit_scale=logit_scale)
         for name, sims in ood_sims.items():
-            m = ood_metrics(id_scores, fns[scorer](sims))
+            m = ood_metrics(id_scores, score(scorer, sims=sims, logit_scale=logit_scale))
             rows.append({"set": name, "scorer": scorer, "auroc": m["auroc"], "fpr95": m["fpr95"],
                          "aupr_in": m["aupr_in"]})
     return rows
