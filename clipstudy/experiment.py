@@ -190,8 +190,11 @@ def get_recipe(name: str, scale: str = "embedded", **overrides) -> Recipe:
 
 
 def recipe_spec(recipe: Recipe) -> dict:
-    """The recipe as plain JSON types (part of a result cell's spec)."""
+    """The recipe as plain JSON types (part of a result cell's spec): every field that can change a number.
+    ``source`` (prose naming where the settings come from) is left out, so editing a citation never
+    invalidates finished cells."""
     d = dataclasses.asdict(recipe)
+    d.pop("source", None)
     d["params"] = recipe.kwargs
     if isinstance(recipe.epochs, tuple):
         d["epochs"] = dict(recipe.epochs)

@@ -26,7 +26,7 @@ def test_info_json_lists_every_registry():
     assert {"mcm", "msp", "energy"} <= set(reg["scorers"])
     assert reg["losses"] == ["clip", "siglip"]  # contrastive losses only: regularizers have their own registry
     assert reg["regularizers"] == ["car_ft", "dor", "kd", "kgcoop", "l2sp", "lipsum"]
-    assert {"lp_ft", "ft", "lipsum_ft", "coop", "coop_dor", "zeroshot", "zs"} <= set(reg["recipes"])
+    assert {"lp_ft", "ft", "lipsum_ft", "coop", "coop_dor", "zeroshot", "zeroshot_ensemble"} <= set(reg["recipes"])
     # values stay lists of names; one-line descriptions per extension point and name
     assert all(isinstance(reg[k], list) for k in POINTS)
     desc = reg["descriptions"]
@@ -50,7 +50,7 @@ def test_info_human_form_describes_regularizers_and_recipes():
     assert "Lipsum-FT" in row("lipsum", "regularizers") and "DOR" in row("dor", "regularizers")
     assert "[robust_ft]" in row("lp_ft", "recipes") and "LP-FT" in row("lp_ft", "recipes")
     # the similar recipes of two studies are told apart by their study
-    assert "[ood]" in row("zeroshot", "recipes") and "[robust_ft]" in row("zs", "recipes")
+    assert "[ood]" in row("zeroshot", "recipes") and "[robust_ft]" in row("lp", "recipes")
     assert "[ood]" in row("finetune", "recipes") and "[robust_ft]" in row("ft", "recipes")
 
 

@@ -73,7 +73,7 @@ def test_lipsum_draws_new_texts_each_step_and_the_same_on_a_rerun(micro):
 
 def test_regularizers_reuse_batch_features_and_encode_theta0_once_per_step(micro):
     ft = _ft(micro, lipsum={"n_texts": 4}, kd={"weight": 1.0}, car_ft={"templates": TEMPLATES}, l2sp={"weight": 0.1})
-    from clipstudy.regularizers.robust_ft import frozen_tower
+    from clipstudy.regularizers.zero_shot_anchors import frozen_tower
 
     calls = {"theta": 0, "theta0": 0}
     ft.visual.register_forward_hook(lambda *a: calls.__setitem__("theta", calls["theta"] + 1))
@@ -248,7 +248,7 @@ def test_study_protocol_errors():
     with pytest.raises(ConfigError, match=r"WiSE-FT alphas must lie in \[0, 1\]"):
         make_study("world", wise_alphas=[0.0, 1.5])
     with pytest.raises(UnknownNameError, match="valid recipes: .*lipsum_ft"):
-        make_study("world", methods=("zs", "lipsum"))
+        make_study("world", methods=("zeroshot_ensemble", "lipsum"))
     with pytest.raises(UnknownNameError, match="unknown benchmark 'office'; valid benchmarks: domainnet, imagenet, world"):
         make_study("office")
 
@@ -290,7 +290,7 @@ def real_study(tmp_path, monkeypatch):
 def _real(benchmark, paths, **kw):
     from clipstudy.studies.robust_ft import make_study
 
-    kw = {"methods": ("zs", "ft", "lp_ft", "lipsum_ft"), **kw}
+    kw = {"methods": ("zeroshot_ensemble", "ft", "lp_ft", "lipsum_ft"), **kw}
     return make_study(benchmark, model="clipstudy-micro", pretrained=paths["ckpt"], data_root=paths["root"],
                       seeds=(0,), max_steps=2, wise_alphas=[0.0, 1.0], n_random_texts=16, dynamics_images=4, **kw)
 
@@ -302,7 +302,7 @@ def test_real_path_domainnet_wise_endpoints_and_resume(real_study, monkeypatch):
     res = robust_ft.run_robust_ft_study(study, progress=False)
     df = res.metrics
     assert set(df.domain) == {"real", "painting", "clipart", "infograph", "sketch"} and res.domains[0] == "real"
-    zs = df[df.method == "zs"].set_index("domain")
+    zs = df[df.method == "zeroshot_ensemble"].set_index("domain")
     assert (zs.energy_gap == 0).all() and (zs.distortion == 0).all()
     for m in ("ft", "lipsum_ft"):
         rows = df[df.method == m]
@@ -330,7 +330,7 @@ def test_real_path_imagenet_masks_r_and_a(real_study):
 
     first = sorted((Path(real_study["root"]) / "imagenet-r").iterdir())[0]
     shutil.rmtree(first)  # ImageNet-R now has 2 of the pool's 3 classes: its outputs must be masked
-    study = _real("imagenet", real_study, methods=("zs", "ft"))
+    study = _real("imagenet", real_study, methods=("zeroshot_ensemble", "ft"))
     data = robust_ft.load_study_data(study, progress=False)
     assert data.positions["imagenet"] is None and data.positions["imagenet_a"] is None
     assert data.positions["imagenet_r"].tolist() == [1, 2]
@@ -352,7 +352,7 @@ def test_verdicts_read_the_claims_off_the_summary():
             gap = (0.7 - s) * 0.1  # the energy gap tracks shift accuracy; distortion is noise
             return {"nll": 1.0, "ece": 0.1, "energy_gap": gap, "energy_gap_class": gap,
                     "distortion": float(rng.uniform(0, 1)), "accuracy": a}
-        noise = 0.0 if method == "zs" else jitter * (seed - 1)
+        noise = 0.0 if method == "zeroshot_ensemble" else jitter * (seed - 1)
         variants = [{"variant": method, "alpha": 1.0,
                      "domains": {"photo": vals(ref, 0), "sketch": vals(shift + noise, shift + noise)}}]
         for alpha, (r, s) in (wise or {}).items():
@@ -363,7 +363,7 @@ def test_verdicts_read_the_claims_off_the_summary():
     def records_for(kd_shift):
         out = []
         for seed in (0, 1, 2):
-            out += [cell("zs", seed, 0.80, 0.60), cell("lp", seed, 0.82, 0.55),
+            out += [cell("zeroshot_ensemble", seed, 0.80, 0.60), cell("lp", seed, 0.82, 0.55),
                     cell("ft", seed, 0.86, 0.45, {0.0: (0.80, 0.60), 0.5: (0.85, 0.55), 1.0: (0.86, 0.45)}),
                     cell("kd", seed, 0.85, kd_shift),
                     cell("lipsum_ft", seed, 0.85, 0.52, {0.0: (0.80, 0.60), 0.5: (0.84, 0.57), 1.0: (0.85, 0.52)})]
@@ -381,7 +381,7 @@ def test_verdicts_read_the_claims_off_the_summary():
     worse = verdicts(res, {"pearson": -0.1, "spearman": -0.2, "n": 10}, {"pearson": -0.9, "spearman": -0.9, "n": 10})
     assert worse["energy_gap"].startswith("Not supported")
     records = records_for(0.50)
-    only_ft = RobustFTResults.from_records([r for r in records if r[0]["method"] in ("zs", "lp", "ft")],
+    only_ft = RobustFTResults.from_records([r for r in records if r[0]["method"] in ("zeroshot_ensemble", "lp", "ft")],
                                            reference="photo")
     assert set(verdicts(only_ft)) == {"ft_tradeoff"}  # no Lipsum-FT: its claims are left out
 
@@ -389,14 +389,14 @@ def test_verdicts_read_the_claims_off_the_summary():
 def test_weight_sweep_variants_and_captions_quote_the_run():
     from clipstudy.studies.robust_ft import RobustFTResults, captions, make_study, verdicts
 
-    study = make_study("world", n_train=30, n_test=10, max_steps=2, methods=("zs", "ft", "lipsum_ft"),
+    study = make_study("world", n_train=30, n_test=10, max_steps=2, methods=("zeroshot_ensemble", "ft", "lipsum_ft"),
                        lipsum_weights=(0.3, 3.0))
-    assert study.all_methods == ("zs", "ft", "lipsum_ft", "lipsum_ft@0.3", "lipsum_ft@3")
+    assert study.all_methods == ("zeroshot_ensemble", "ft", "lipsum_ft", "lipsum_ft@0.3", "lipsum_ft@3")
     r = study.recipe("lipsum_ft@3")
     assert r.kwargs["regularizers"]["lipsum"]["weight"] == 3.0 and r.wise_alphas == () and r.max_steps == 2
     assert study.recipe("lipsum_ft").kwargs["regularizers"]["lipsum"]["weight"] == 1.0
     with pytest.raises(ConfigError, match="lipsum_weights"):
-        make_study("world", methods=("zs", "ft"), lipsum_weights=(3.0,))
+        make_study("world", methods=("zeroshot_ensemble", "ft"), lipsum_weights=(3.0,))
 
     def cell(method, seed, shift):
         vals = {"accuracy": shift, "nll": 1.0, "ece": 0.1, "energy_gap": 0.1 - shift / 10, "energy_gap_class": 0.0,
@@ -405,7 +405,7 @@ def test_weight_sweep_variants_and_captions_quote_the_run():
                 {"variants": [{"variant": method, "alpha": 1.0, "domains": {"photo": {**vals, "accuracy": 0.9},
                                                                             "sketch": vals}}], "history": []})
 
-    shifts = {"zs": 0.6, "ft": 0.4, "kd": 0.5, "lipsum_ft": 0.55, "lipsum_ft@3": 0.58}
+    shifts = {"zeroshot_ensemble": 0.6, "ft": 0.4, "kd": 0.5, "lipsum_ft": 0.55, "lipsum_ft@3": 0.58}
     res = RobustFTResults.from_records([cell(m, s, v + 0.01 * s) for m, v in shifts.items() for s in (0, 1)],
                                        reference="photo")
     claims = verdicts(res)

@@ -32,7 +32,9 @@ from ..experiment import (TrainSet, build, cell_spec, checkpoint_path, few_shot_
 from ..registry import Registry
 from ..study import RecipeStudyConfig, run as run_study
 
-DEFAULT_METHODS = ("zs", "lp", "ft", "lp_ft", "flyp", "l2sp", "kd", "car_ft", "lipsum_ft")
+ZERO_SHOT = "zeroshot_ensemble"
+"""The zero-shot row of the study: CLIP with a template-ensemble head (the same recipe the OOD study uses)."""
+DEFAULT_METHODS = (ZERO_SHOT, "lp", "ft", "lp_ft", "flyp", "l2sp", "kd", "car_ft", "lipsum_ft")
 WORLD_SHIFTS = ("painting", "clipart", "sketch", "infograph")
 DOMAINNET_SHIFTS = ("painting", "clipart", "infograph", "sketch")
 IMAGENET_SHIFTS = ("imagenet_v2", "imagenet_r", "imagenet_a", "imagenet_sketch")
@@ -129,15 +131,6 @@ class RobustFTStudy(RecipeStudyConfig):
     def tables(self, records, data, store) -> "RobustFTResults":
         return RobustFTResults.from_records([(r.spec, r.metrics) for r in records], self.reference,
                                             list(self.domains))
-
-    def key_numbers(self, res) -> dict:
-        return key_numbers(res)
-
-    def verdicts(self, res, *args, **kwargs) -> dict[str, str]:
-        return verdicts(res, *args, **kwargs)
-
-    def captions(self, res, claims, *args, **kwargs) -> dict[str, str]:
-        return captions(res, claims, *args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -238,7 +231,7 @@ def make_study(benchmark: str = "world", *, n_train: int = 0, n_test: int = 0, c
     kw = {k: tuple(v) if isinstance(v, list) else v for k, v in kw.items()}
     methods = tuple(kw.pop("methods", DEFAULT_METHODS))
     scale = kw.get("scale", "embedded" if benchmark == "world" else "paper")
-    overrides = {m: {} for m in methods if m != "zs"}
+    overrides = {m: {} for m in methods if m != ZERO_SHOT}
     for name, o in overrides.items():
         if max_steps and get_recipe(name, scale).method not in ("linear_probe", "zeroshot"):
             o["max_steps"] = int(max_steps)  # the linear probe trains on cached features: its budget is cheap
@@ -605,7 +598,7 @@ def key_numbers(res: RobustFTResults) -> dict:
         key = m.replace(SWEEP_SEP, "_w").replace(".", "p") if SWEEP_SEP in m else m
         for col in ("ref_accuracy", "shift_accuracy", "shift_nll", "shift_energy_gap"):
             out[f"{key}_{col}"] = float(row[col])
-    trained = final.drop(index=["zs", "lp"], errors="ignore")
+    trained = final.drop(index=[ZERO_SHOT, "lp"], errors="ignore")
     if len(trained):
         out["best_method_shift"] = trained.shift_accuracy.idxmax()
     wise = summary[summary.variant.str.endswith("+wise")]
@@ -625,12 +618,12 @@ def verdicts(res: RobustFTResults, gap_r: Mapping | None = None, dist_r: Mapping
     acc = seed_spread(res, "shift_accuracy")
     ref = seed_spread(res, "ref_accuracy")
     out: dict[str, str] = {}
-    if {"zs", "ft"} <= set(acc.index):
-        up = compare(ref.loc["ft", "mean"], ref.loc["ft", "std"], ref.loc["zs", "mean"], ref.loc["zs", "std"])
-        down = compare(acc.loc["zs", "mean"], acc.loc["zs", "std"], acc.loc["ft", "mean"], acc.loc["ft", "std"])
+    if {ZERO_SHOT, "ft"} <= set(acc.index):
+        up = compare(ref.loc["ft", "mean"], ref.loc["ft", "std"], ref.loc[ZERO_SHOT, "mean"], ref.loc[ZERO_SHOT, "std"])
+        down = compare(acc.loc[ZERO_SHOT, "mean"], acc.loc[ZERO_SHOT, "std"], acc.loc["ft", "mean"], acc.loc["ft", "std"])
         sign = 1 if up > 0 and down > 0 else (-1 if up < 0 or down < 0 else 0)
-        out["ft_tradeoff"] = (f"{_status(sign)}: FT moves reference accuracy {_pm(ref, 'zs')} -> {_pm(ref, 'ft')} "
-                              f"and shift accuracy {_pm(acc, 'zs')} -> {_pm(acc, 'ft')} (mean ± std over "
+        out["ft_tradeoff"] = (f"{_status(sign)}: FT moves reference accuracy {_pm(ref, ZERO_SHOT)} -> {_pm(ref, 'ft')} "
+                              f"and shift accuracy {_pm(acc, ZERO_SHOT)} -> {_pm(acc, 'ft')} (mean ± std over "
                               f"{int(acc.loc['ft', 'n'])} seeds).")
     if gap_r is not None and np.isfinite(gap_r.get("spearman", np.nan)):
         ok = gap_r["spearman"] <= -0.5
@@ -645,7 +638,7 @@ def verdicts(res: RobustFTResults, gap_r: Mapping | None = None, dist_r: Mapping
                                  f"gap's {gap_r['spearman']:.2f} (|rho_gap| - |rho_distortion| = {d['delta']:+.2f}, "
                                  f"95 % bootstrap interval over the {d['n']} models [{d['low']:+.2f}, "
                                  f"{d['high']:+.2f}]); the claim is that distortion explains less.")
-    tuned = acc.drop(index=[m for m in ("zs", "lp") if m in acc.index])
+    tuned = acc.drop(index=[m for m in (ZERO_SHOT, "lp") if m in acc.index])
     lipsums = [m for m in tuned.index if m == "lipsum_ft" or m.startswith("lipsum_ft@")]
     if "lipsum_ft" in tuned.index and len(tuned) > len(lipsums):
         paper_lambda = _stats(tuned.drop(index=[m for m in lipsums if m != "lipsum_ft"]))
@@ -690,11 +683,11 @@ def captions(res: RobustFTResults, claims: Mapping[str, str], gap_r: Mapping | N
     n_seeds = int(acc["n"].max()) if len(acc) else 0
     head = f"**This run** ({n_seeds} seed{'s' if n_seeds != 1 else ''}; mean ± std over seeds):"
     parts = [claims[k] for k in ("ft_tradeoff", "lipsum_most_robust") if k in claims]
-    if "zs" in acc.index:
-        tuned = acc.drop(index=[m for m in ("zs", "lp") if m in acc.index])
+    if ZERO_SHOT in acc.index:
+        tuned = acc.drop(index=[m for m in (ZERO_SHOT, "lp") if m in acc.index])
         reach = [m for m in tuned.index if compare(tuned.loc[m, "mean"], tuned.loc[m, "std"],
-                                                   acc.loc["zs", "mean"], 0.0) >= 0]
-        parts.append(f"Zero-shot's shift accuracy is {_pm(acc, 'zs')}; "
+                                                   acc.loc[ZERO_SHOT, "mean"], 0.0) >= 0]
+        parts.append(f"Zero-shot's shift accuracy is {_pm(acc, ZERO_SHOT)}; "
                      + (f"{len(reach)} of {len(tuned)} fine-tuned methods reach it within the seed spread "
                         f"({', '.join(label(m) for m in reach)})." if reach else
                         f"none of the {len(tuned)} fine-tuned methods reaches it."))
@@ -703,7 +696,7 @@ def captions(res: RobustFTResults, claims: Mapping[str, str], gap_r: Mapping | N
         text = [head, claims["energy_gap"]]
         if gap_class_r is not None and np.isfinite(gap_class_r.get("spearman", np.nan)):
             text.append(f"With the class prompts instead of random texts: Spearman rho {gap_class_r['spearman']:.2f}.")
-        gaps = seed_spread(res, "shift_energy_gap").drop(index=[m for m in ("zs", "lp") if m in acc.index])
+        gaps = seed_spread(res, "shift_energy_gap").drop(index=[m for m in (ZERO_SHOT, "lp") if m in acc.index])
         if len(gaps):
             low = gaps["mean"].idxmin()
             ft = f", FT's {gaps.loc['ft', 'mean']:.4f}" if "ft" in gaps.index else ""
@@ -725,10 +718,10 @@ def captions(res: RobustFTResults, claims: Mapping[str, str], gap_r: Mapping | N
         if key in paths.index and "ft" in ref.index:
             text.append(f"FT + WiSE at alpha = 0.5: reference {refs.loc[key, 'mean']:.1%} (FT: {ref.loc['ft', 'mean']:.1%}), "
                         f"shift {paths.loc[key, 'mean']:.1%} (FT: {acc.loc['ft', 'mean']:.1%}).")
-        if "zs" in acc.index:
+        if ZERO_SHOT in acc.index:
             best = max(paths.loc[k, "mean"] for k in paths.index if k[1].endswith("+wise") and k[2] > 0) \
                 if any(k[1].endswith("+wise") and k[2] > 0 for k in paths.index) else float("nan")
-            text.append(f"Best shift accuracy on either path: {best:.1%}, zero-shot: {acc.loc['zs', 'mean']:.1%}.")
+            text.append(f"Best shift accuracy on either path: {best:.1%}, zero-shot: {acc.loc[ZERO_SHOT, 'mean']:.1%}.")
         out["wise"] = " ".join(text)
     h = res.history
     if not h.empty and "shift_energy_gap" in h:

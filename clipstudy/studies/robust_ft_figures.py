@@ -10,11 +10,11 @@ import numpy as np
 
 from ..plotting import method_palette, title_figure
 
-DISPLAY = {"zs": "Zero-shot", "lp": "Linear probe", "ft": "FT", "lp_ft": "LP-FT", "flyp": "FLYP", "l2sp": "L2-SP",
+DISPLAY = {"zeroshot_ensemble": "Zero-shot", "lp": "Linear probe", "ft": "FT", "lp_ft": "LP-FT", "flyp": "FLYP", "l2sp": "L2-SP",
            "kd": "KD", "car_ft": "CAR-FT", "lipsum_ft": "Lipsum-FT", "ft+wise": "WiSE-FT",
            "lipsum_ft+wise": "Lipsum-FT + WiSE"}
-ORDER = ("zs", "lp", "ft", "lp_ft", "flyp", "l2sp", "kd", "car_ft", "lipsum_ft")
-_PALETTE_KEYS = {"zs": "zeroshot", "lp": "linear_probe", "ft": "finetune", "ft+wise": "wise_ft"}
+ORDER = ("zeroshot_ensemble", "lp", "ft", "lp_ft", "flyp", "l2sp", "kd", "car_ft", "lipsum_ft")
+_PALETTE_KEYS = {"zeroshot_ensemble": "zeroshot", "lp": "linear_probe", "ft": "finetune", "ft+wise": "wise_ft"}
 
 
 def name(key) -> str:
