@@ -75,14 +75,25 @@ class Study:
         """Work shared by the cells, done once before the first (default: nothing)."""
 
     # ---- reading the tables (each study module defines the functions; these are the same)
+    # Reading the tables: a study module defines module-level ``key_numbers(res)``, ``verdicts(res, ...)`` and
+    # ``captions(res, claims, ...)`` (usable without a study object, e.g. on results read back); these
+    # methods call the ones of the module that defines the study class, and return {} where it has none.
+    def _reader(self, name: str):
+        import sys
+
+        return getattr(sys.modules[type(self).__module__], name, None)
+
     def key_numbers(self, res) -> dict:
-        return {}
+        fn = self._reader("key_numbers")
+        return fn(res) if fn else {}
 
     def verdicts(self, res, *args, **kwargs) -> dict[str, str]:
-        return {}
+        fn = self._reader("verdicts")
+        return fn(res, *args, **kwargs) if fn else {}
 
     def captions(self, res, claims: Mapping[str, str], *args, **kwargs) -> dict[str, str]:
-        return {}
+        fn = self._reader("captions")
+        return fn(res, claims, *args, **kwargs) if fn else {}
 
     def run(self, store=None, progress: bool = True, data=None):
         """:func:`run` this study."""

@@ -31,3 +31,12 @@ def test_leaders_and_rank_sentence():
     assert text.startswith("ties for first with kd 54.2% ± 0.4%")
     assert rank_sentence(stats, "ft").startswith("is behind 2 of 2 methods")
     assert rank_sentence({"a": (0.6, 0.01), "b": (0.5, 0.01)}, "a").startswith("is first (60.0% ± 1.0%; next: b")
+
+
+def test_one_seed_texts_claim_no_spread():
+    from clipstudy.analysis.spread import ONE_SEED_NOTE, one_seed
+
+    texts = {"a": "Supported: higher beyond the seed spread."}
+    assert one_seed(texts, 3) == texts
+    once = one_seed(texts, 1)
+    assert once["a"] == "Supported: higher. " + ONE_SEED_NOTE and one_seed(once, 1) == once

@@ -59,3 +59,15 @@ def rank_sentence(stats: Mapping[str, tuple[float, float]], name: str, label: Ca
     ahead = [k for k in stats if k != name and compare(*stats[k], *stats[name]) > 0]
     return (f"is behind {len(ahead)} of {len(stats) - 1} methods beyond the seed spread ({show(name)}; best: "
             f"{label(lead[0])} {show(lead[0])})")
+
+
+ONE_SEED_NOTE = "With one seed there is no seed spread: every difference counts, however small."
+
+
+def one_seed(texts: Mapping[str, str], n_seeds: int) -> dict:
+    """Verdict or caption texts as measured: with one seed, "beyond the seed spread" would claim more than
+    was measured, so it is dropped and :data:`ONE_SEED_NOTE` added."""
+    if n_seeds != 1:
+        return dict(texts)
+    return {k: v.replace(" " + ONE_SEED_NOTE, "").replace(" beyond the seed spread", "") + " " + ONE_SEED_NOTE
+            for k, v in texts.items()}

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..analysis.spread import STATUS, compare, leaders, mean_std, pm
+from ..analysis.spread import ONE_SEED_NOTE, one_seed as _one_seed, STATUS, compare, leaders, mean_std, pm
 from ..errors import ConfigError
 from ..registry import Registry
 from ..data.specs import dataset_from_spec
@@ -103,15 +103,6 @@ class OODStudy(RecipeStudyConfig):
             print(f"gl_mcm skipped: {data.local_reason}")
         return OODResults.from_records([(r.spec, r.metrics) for r in records], store,
                                        logit_scale=data.loaded.logit_scale)
-
-    def key_numbers(self, res) -> dict:
-        return key_numbers(res)
-
-    def verdicts(self, res, *args, **kwargs) -> dict[str, str]:
-        return verdicts(res, *args, **kwargs)
-
-    def captions(self, res, claims, *args, **kwargs) -> dict[str, str]:
-        return captions(res, claims, *args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -640,17 +631,6 @@ def verdicts(res: "OODResults", best_t: Mapping | None = None, label=str) -> dic
             f"{c['std']:.2f} within a seed (mean ± std over {c['n']} seed{'s' if c['n'] != 1 else ''}); the "
             f"claim (better ID accuracy goes with better OOD detection) needs r above 0 beyond that spread.")
     return _one_seed(out, n_seeds)
-
-
-ONE_SEED_NOTE = "With one seed there is no seed spread: every difference counts, however small."
-
-
-def _one_seed(texts: dict, n_seeds: int) -> dict:
-    """With one seed, "beyond the seed spread" would claim more than was measured: drop it and say so."""
-    if n_seeds != 1:
-        return texts
-    return {k: v.replace(" " + ONE_SEED_NOTE, "").replace(" beyond the seed spread", "") + " " + ONE_SEED_NOTE
-            for k, v in texts.items()}
 
 
 def _status_of(signs) -> str:
