@@ -12,7 +12,7 @@ from clipstudy.experiment import get_recipe, subsample_classes, transfer_to_clas
 from clipstudy.methods import build_method  # noqa: E402
 from clipstudy.models import load_model  # noqa: E402
 from clipstudy.regularizers.dor import DynamicOutlierRegularizer, dor_loss, outlier_pool  # noqa: E402
-from clipstudy.regularizers.kgcoop import kgcoop_loss  # noqa: E402
+from clipstudy.regularizers.knowledge_guidance import kgcoop_loss  # noqa: E402
 from clipstudy.train import TrainConfig, fit  # noqa: E402
 from clipstudy.vocabulary import OutlierSampler  # noqa: E402
 

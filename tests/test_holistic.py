@@ -154,7 +154,7 @@ def _ece15_brute(logits, labels):
 
 
 def test_calibration_axis_fits_on_val_and_applies_to_every_set():
-    from clipstudy.calibration import fit_temperature
+    from clipstudy.temperature import fit_temperature
 
     rng = np.random.default_rng(3)
 

@@ -79,7 +79,7 @@ def test_ood_finetune_head_stays_cosine_after_training(micro):
 def test_temperature_at_bound_is_flagged():
     import numpy as np
 
-    from clipstudy.calibration import TEMPERATURE_BOUNDS, fit_temperature, temperature_at_bound, warn_if_at_bound
+    from clipstudy.temperature import TEMPERATURE_BOUNDS, fit_temperature, temperature_at_bound, warn_if_at_bound
 
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(200, 5))

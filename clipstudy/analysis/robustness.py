@@ -204,12 +204,12 @@ def calibration_axis(val_logits, val_labels, sets: Mapping[str, tuple], n_bins: 
     """Calibration of one model before and after temperature scaling (Tu et al. axis 3; docs/protocols.md §3.2, §3.4).
 
     The temperature ``T`` is fitted on the ID held-out ``(val_logits, val_labels)`` with the bisection of
-    ``Klaus-Tu/VLM_calibrate`` ``tune_temp`` within ``bounds`` (:func:`clipstudy.calibration.fit_temperature`,
+    ``Klaus-Tu/VLM_calibrate`` ``tune_temp`` within ``bounds`` (:func:`clipstudy.temperature.fit_temperature`,
     docs/protocols.md §0.4) and applied unchanged to every test set of ``sets`` (``name -> (logits, labels)``,
     logits = ``logit_scale * cosine``). Returns ``(T, rows)`` with one row per set and ``scaled`` in
     {False, True}: ``{set, scaled, accuracy, ece, nll}``; ECE with ``n_bins`` (15) ``(lower, upper]`` bins.
     """
-    from ..calibration import apply_temperature, fit_temperature
+    from ..temperature import apply_temperature, fit_temperature
 
     T = fit_temperature(val_logits, val_labels, lower=bounds[0], upper=bounds[1])
     rows = []

@@ -5,7 +5,7 @@ Each training image is paired with the caption ``template.format(class)``, the t
 from the template set; the image and text towers are trained with CLIP's symmetric contrastive loss
 over the batch (open_clip ``ClipLoss``). Prediction uses the zero-shot head built from the *fine-tuned*
 text tower with the same template ensemble. The other robust fine-tuning baselines (L2-SP, KD, CAR-FT,
-Lipsum-FT) are regularizers of ``finetune`` (:mod:`clipstudy.regularizers.robust_ft`).
+Lipsum-FT) are regularizers of ``finetune`` (:mod:`clipstudy.regularizers.zero_shot_anchors`).
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """KgCoOp: knowledge-guided context optimisation (Yao, Zhang & Xu, CVPR 2023; docs/protocols.md §2.3).
 
 CoOp (:class:`~clipstudy.methods.prompt_learning.CoOp`) with the ``kgcoop`` regularizer
-(:mod:`clipstudy.regularizers.kgcoop`) attached: ``L = CE + W · (1 − mean_k cos(w_k, w_k^clip))``.
+(:mod:`clipstudy.regularizers.knowledge_guidance`) attached: ``L = CE + W · (1 − mean_k cos(w_k, w_k^clip))``.
 Defaults follow ``htyao89/KgCoOp``'s base-to-new runs: 4 context vectors initialised from
 ``"a photo of a"`` (``CTX_INIT=True``), ``W = 8``, the dataset's hand-crafted prompt as the anchor.
 """

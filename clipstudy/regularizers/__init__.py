@@ -11,9 +11,9 @@ Every module of this package is imported on the first lookup in :data:`REGULARIZ
 (:func:`clipstudy.registry.import_submodules`), so a new regularizer module registers itself:
 
 * ``dor``: DOR (Wang, Li & Wei, ICML 2025; :mod:`.dor`);
-* ``kgcoop``: KgCoOp's knowledge guidance (Yao, Zhang & Xu, CVPR 2023; :mod:`.kgcoop`);
+* ``kgcoop``: KgCoOp's knowledge guidance (Yao, Zhang & Xu, CVPR 2023; :mod:`.knowledge_guidance`);
 * ``l2sp``, ``kd``, ``car_ft``, ``lipsum``: the robust fine-tuning baselines and Lipsum-FT
-  (Nam et al., ICLR 2024; :mod:`.robust_ft`).
+  (Nam et al., ICLR 2024; :mod:`.zero_shot_anchors`).
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ base names) and on the new test images (closed set over the new names, the metho
 its learned prompts: :func:`clipstudy.experiment.transfer_to_classes`). For each group the study computes
 accuracy, ECE/ACE/MCE (10 bins, the DAC/DOR convention; ECE with 15 bins too), NLL, Brier, confidence minus
 accuracy, ECE after temperature scaling fitted on held-out base-class images, reliability-diagram bins
-and the feature divergence (FD, Def. 3.1; :func:`clipstudy.calibration.feature_divergence`) of the
+and the feature divergence (FD, Def. 3.1; :func:`clipstudy.analysis.divergence.feature_divergence`) of the
 learned base and new class text features — also during training, through a ``train_method`` callback.
 
 One result cell per (recipe, shots, seed) — the main methods, the λ sweep and the outlier-vocabulary
@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..analysis.spread import STATUS, compare, pm
+from ..analysis.spread import ONE_SEED_NOTE, one_seed as _one_seed, STATUS, compare, pm
 from ..errors import ConfigError
 from ..data.specs import ClassSubset, dataset_from_spec
 from ..experiment import (Recipe, TrainSet, build, cell_spec, checkpoint_path, few_shot_set, get_recipe,
@@ -150,15 +150,6 @@ class CalibrationStudy(RecipeStudyConfig):
             print(f"{label} skipped: {reason}")
         return CalibrationResults.from_records([(r.cell.role, r.spec, r.metrics) for r in records], store,
                                                data.skipped, data.fd_zeroshot)
-
-    def key_numbers(self, res) -> dict:
-        return key_numbers(res)
-
-    def verdicts(self, res, *args, **kwargs) -> dict[str, str]:
-        return verdicts(res, *args, **kwargs)
-
-    def captions(self, res, claims, *args, **kwargs) -> dict[str, str]:
-        return captions(res, claims, *args, **kwargs)
 
 
 # --------------------------------------------------------------------------- data
@@ -324,7 +315,7 @@ def text_divergence(method, base_names, new_names, m: int, metric: str = "cosine
     """``{"fd_base", "fd_new"}``: mean FD (Def. 3.1) of ``method.encode_names`` for each group's names."""
     import torch
 
-    from ..calibration import feature_divergence
+    from ..analysis.divergence import feature_divergence
     from ..methods.base import Method
 
     if getattr(method, "instance_conditioned", False) or type(method).encode_names is Method.encode_names:
@@ -340,7 +331,7 @@ def text_divergence(method, base_names, new_names, m: int, metric: str = "cosine
 def _group_divergence(features, m: int, metric: str) -> float:
     """Mean FD of one class group with ``m`` capped at the group's other classes; NaN for a group of one
     class (no neighbours: FD is undefined, e.g. the single new class of a 3-class dataset)."""
-    from ..calibration import feature_divergence
+    from ..analysis.divergence import feature_divergence
 
     if len(features) < 2:
         return float("nan")
@@ -366,7 +357,7 @@ def _run_cell(study, data, recipe, train, seed, spec, store, progress) -> dict:
     new_method = transfer_to_classes(method, data.loaded, recipe, data.new_names, seed=seed)
     temperature, at_bound = None, None
     if data.val is not None:
-        from ..calibration import fit_temperature, warn_if_at_bound
+        from ..temperature import fit_temperature, warn_if_at_bound
 
         val = method_outputs(method, data.loaded, data.val, name="val", progress=progress)
         temperature = fit_temperature(float(method.scale) * val.sims, val.labels)
@@ -389,7 +380,7 @@ def evaluate_group(logits, labels, n_bins: int = 10, temperature: float | None =
     """Calibration of one group's logits (:func:`clipstudy.metrics.calibration_summary`, 10 ``[lower, upper)``
     bins by default), ECE after temperature scaling with ``temperature`` (if given), and the reliability
     bins as sums (``count``, ``confidence_sum``, ``correct_sum`` per bin) so seeds can be pooled."""
-    from ..calibration import apply_temperature
+    from ..temperature import apply_temperature
     from ..metrics import calibration_summary, ece, reliability_bins
 
     row = calibration_summary(logits, labels, from_logits=True, n_bins=n_bins)
@@ -595,15 +586,6 @@ class CalibrationSuite(Study):
             raise ConfigError("a calibration suite loads each dataset's data itself (data=None)")
         return combine({name: s.run(store, progress) for name, s in self.studies.items()})
 
-    def key_numbers(self, res) -> dict:
-        return key_numbers(res)
-
-    def verdicts(self, res, *args, **kwargs) -> dict[str, str]:
-        return verdicts(res, *args, **kwargs)
-
-    def captions(self, res, claims, *args, **kwargs) -> dict[str, str]:
-        return captions(res, claims, *args, **kwargs)
-
 
 def combine(results: Mapping[str, CalibrationResults]) -> CalibrationResults:
     """Several datasets' results as one, averaged over datasets per (cell, seed, group), as the paper
@@ -710,17 +692,6 @@ def _all_sign(signs) -> int:
     """+1 when every comparison is +1, -1 when any is -1, else 0 (a tie)."""
     signs = list(signs)
     return 1 if signs and all(x > 0 for x in signs) else (-1 if any(x < 0 for x in signs) else 0)
-
-
-ONE_SEED_NOTE = "With one seed there is no seed spread: every difference counts, however small."
-
-
-def _one_seed(texts: dict, n_seeds: int) -> dict:
-    """With one seed, "beyond the seed spread" would claim more than was measured: drop it and say so."""
-    if n_seeds != 1:
-        return texts
-    return {k: v.replace(" " + ONE_SEED_NOTE, "").replace(" beyond the seed spread", "") + " " + ONE_SEED_NOTE
-            for k, v in texts.items()}
 
 
 def _vs_zero(st) -> int:

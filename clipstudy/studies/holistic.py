@@ -445,7 +445,7 @@ def ood_calibration_axes(study: HolisticStudy, data: StudyData, bank: FeatureBan
     temperature scaling fitted on the ID validation set, on the ID test set, every domain shift and every
     corruption."""
     from ..analysis.robustness import OOD_SCORERS, calibration_axis, ood_axis
-    from ..calibration import warn_if_at_bound
+    from ..temperature import warn_if_at_bound
 
     id_ds, scale = data.sets["id"], float(method.scale)
     s_id, y_id = bank.sims(method, id_ds)
