@@ -95,20 +95,45 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _load_with_notes(args):
+    """``(model, notes)``: the model of ``--model``/``--pretrained`` and the ``clipstudy: warning:`` line to
+    print once the command has its result (random weights that were not asked for; the JSON output also says
+    ``"random_init": true``). Printed after the work, so a bad input further on still gives one error line."""
+    import warnings
+
+    from .models import RandomWeightsWarning, load_model
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RandomWeightsWarning)
+        loaded = load_model(args.model, args.pretrained, device=args.device, allow_download=args.download or None)
+    notes = []
+    for w in caught:
+        if issubclass(w.category, RandomWeightsWarning):
+            notes.append(f"clipstudy: warning: {w.message}")
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return loaded, notes
+
+
 def cmd_zeroshot(args) -> int:
     from .evaluate import zeroshot_by_domain
     from .models import load_model
 
-    loaded = load_model(args.model, args.pretrained, device=args.device, allow_download=args.download or None)
+    from .data import DATASETS
+
+    DATASETS.get(args.dataset)  # an unknown dataset fails before the model is loaded
+    loaded, notes = _load_with_notes(args)
     options = {"n": args.n} if args.dataset == "world" else {}
     domains = args.domain.split(",") if args.domain else None
     results = zeroshot_by_domain(loaded, args.dataset, root=args.data_root, domains=domains,
                                  templates=args.templates, progress=not args.json, **options)
+    for note in notes:
+        print(note, file=sys.stderr)
     num_classes = len(next(iter(results.values())).classnames)
     acc = {d: round(r.accuracy, 4) for d, r in results.items()}
     if args.json:
-        print(json.dumps({"model": args.model, "pretrained": loaded.pretrained, "dataset": args.dataset,
-                          "num_classes": num_classes, "accuracy": acc}))
+        print(json.dumps({"model": args.model, "pretrained": loaded.pretrained, "random_init": loaded.random_init,
+                          "dataset": args.dataset, "num_classes": num_classes, "accuracy": acc}))
         return 0
     print(f"zero-shot top-1, {args.model} on {args.dataset} ({num_classes} classes, chance {1 / num_classes:.1%})")
     width = max(len(d) for d in acc)

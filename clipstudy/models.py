@@ -98,6 +98,11 @@ class LoadedModel:
     device: str
 
     @property
+    def random_init(self) -> bool:
+        """Whether the weights are a random initialisation (no checkpoint, no pretrained tag)."""
+        return self.pretrained == "random"
+
+    @property
     def weights_id(self) -> str:
         """Hash of the current weights (part of every feature-cache key). Computed on each call, so a
         model trained in place after loading never reads features cached for its old weights."""
@@ -145,7 +150,18 @@ def load_model(
     model.eval()
     tokenizer = open_clip.get_tokenizer(arch)
     label = "random" if source is None else str(source)
+    if source is None and (pretrained or "") in ("", "default"):
+        import warnings
+
+        warnings.warn(RandomWeightsWarning(
+            f"{name} was loaded with random weights (no pretrained weights were asked for); its numbers are "
+            "those of an untrained model. Pass pretrained='random' (CLI: --pretrained random) to mean it, or an "
+            "open_clip tag or a checkpoint file"), stacklevel=2)
     return LoadedModel(model, preprocess, tokenizer, name, arch, label, device)
+
+
+class RandomWeightsWarning(UserWarning):
+    """A model was loaded with random weights although the caller did not ask for them explicitly."""
 
 
 def resolve_device(device: str) -> str:

@@ -95,3 +95,35 @@ def test_zeroshot_on_imagefolder_json(tmp_path):
     res = json.loads(out.stdout)
     assert res["num_classes"] == 2 and list(res["accuracy"]) == ["imagefolder"]
     assert 0.0 <= res["accuracy"]["imagefolder"] <= 1.0
+
+
+def test_random_weights_are_never_silent(tmp_path):
+    """An architecture without default weights and no --pretrained runs with random weights: one warning line,
+    "random_init": true; an explicit --pretrained random is meant and stays quiet (JSON still says so)."""
+    import os
+
+    root = make_folder(tmp_path / "data")
+    env = dict(os.environ, CLIPSTUDY_HOME=str(tmp_path / "home"))
+    base = ("zeroshot", "--model", "clipstudy-micro", "--dataset", "imagefolder", "--data-root", str(root), "--json")
+    implicit = run_cli(*base, env=env)
+    assert implicit.returncode == 0, implicit.stderr
+    assert json.loads(implicit.stdout)["random_init"] is True
+    warnings = [line for line in implicit.stderr.splitlines() if line.startswith("clipstudy: warning:")]
+    assert len(warnings) == 1 and "random weights" in warnings[0] and "Traceback" not in implicit.stderr
+    explicit = run_cli(*base, "--pretrained", "random", env=env)
+    assert json.loads(explicit.stdout)["random_init"] is True and "warning" not in explicit.stderr
+    shipped = run_cli("zeroshot", "--model", "embedded", "--dataset", "world", "--n", "30", "--json", env=env)
+    assert shipped.returncode == 0 and json.loads(shipped.stdout)["random_init"] is False
+
+
+def test_load_model_warns_only_when_random_weights_were_not_asked_for():
+    import warnings
+
+    from clipstudy.models import RandomWeightsWarning, load_model
+
+    with pytest.warns(RandomWeightsWarning, match="random weights"):
+        assert load_model("clipstudy-micro").random_init
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RandomWeightsWarning)
+        assert load_model("clipstudy-micro", "random").random_init
+        assert not load_model("embedded").random_init
