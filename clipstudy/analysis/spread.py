@@ -71,3 +71,20 @@ def one_seed(texts: Mapping[str, str], n_seeds: int) -> dict:
         return dict(texts)
     return {k: v.replace(" " + ONE_SEED_NOTE, "").replace(" beyond the seed spread", "") + " " + ONE_SEED_NOTE
             for k, v in texts.items()}
+
+
+def direction(sign: int, up: str = "higher", down: str = "lower") -> str:
+    """The words of a comparison's sign: ``"higher beyond the seed spread"``, ``"a tie within the seed spread"``."""
+    return {1: f"{up} beyond the seed spread", -1: f"{down} beyond the seed spread",
+            0: "a tie within the seed spread"}[sign]
+
+
+def all_sign(signs) -> int:
+    """+1 when every comparison is +1, -1 when any is -1, else 0 (a tie)."""
+    signs = list(signs)
+    return 1 if signs and all(x > 0 for x in signs) else (-1 if any(x < 0 for x in signs) else 0)
+
+
+def seeds_phrase(n: int) -> str:
+    """``"1 seed"``, ``"3 seeds"``."""
+    return f"{n} seed{'s' if n != 1 else ''}"

@@ -24,7 +24,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..analysis.spread import ONE_SEED_NOTE, one_seed as _one_seed, STATUS, compare, pm
+from ..analysis.spread import ONE_SEED_NOTE, STATUS, compare, pm, seeds_phrase
+from ..analysis.spread import all_sign as _all_sign, direction as _direction, one_seed as _one_seed
 from ..errors import ConfigError
 from ..data.specs import ClassSubset, dataset_from_spec
 from ..experiment import (Recipe, TrainSet, build, cell_spec, checkpoint_path, few_shot_set, get_recipe,
@@ -683,17 +684,6 @@ def _fd(st) -> str:
     return pm(*st, ".3f")
 
 
-def _direction(sign: int, up: str = "higher", down: str = "lower") -> str:
-    return {1: f"{up} beyond the seed spread", -1: f"{down} beyond the seed spread",
-            0: "a tie within the seed spread"}[sign]
-
-
-def _all_sign(signs) -> int:
-    """+1 when every comparison is +1, -1 when any is -1, else 0 (a tie)."""
-    signs = list(signs)
-    return 1 if signs and all(x > 0 for x in signs) else (-1 if any(x < 0 for x in signs) else 0)
-
-
 def _vs_zero(st) -> int:
     """+1 above 0 beyond the seed spread, -1 below, 0 within it."""
     return compare(st[0], st[1], 0.0, 0.0)
@@ -765,7 +755,7 @@ def verdicts(results: CalibrationResults, label: Mapping[str, str] | None = None
     name = {**_label_of(results), **dict(label or {})}
     zs = _zeroshot_label(results)
     n_seeds = int(results.main()["seed"].nunique())
-    seeds = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
+    seeds = seeds_phrase(n_seeds)
     t = {(metric, group): seed_spread(results, metric, group) for metric in ("gap", "ece", "fd", "accuracy")
          for group in GROUPS}
     hm = seed_spread(results, "accuracy", "hm")
@@ -887,7 +877,7 @@ def captions(results: CalibrationResults, claims: Mapping[str, str], label: Mapp
     name = {**_label_of(results), **dict(label or {})}
     zs = _zeroshot_label(results)
     n_seeds = int(results.main()["seed"].nunique())
-    head = f"**This run** ({n_seeds} seed{'s' if n_seeds != 1 else ''}; mean ± std over seeds):"
+    head = f"**This run** ({seeds_phrase(n_seeds)}; mean ± std over seeds):"
     t = {(metric, group): seed_spread(results, metric, group) for metric in ("gap", "ece", "fd", "accuracy")
          for group in GROUPS}
     pick = lambda *keys: [claims[k] for k in keys if k in claims]  # noqa: E731

@@ -20,7 +20,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..analysis.spread import ONE_SEED_NOTE, one_seed as _one_seed, STATUS, compare, leaders, mean_std, pm
+from ..analysis.spread import (ONE_SEED_NOTE, STATUS, compare, leaders, mean_std, pm, seeds_phrase)
+from ..analysis.spread import all_sign as _all_sign, direction as _direction, one_seed as _one_seed
 from ..errors import ConfigError
 from ..registry import Registry
 from ..data.specs import dataset_from_spec
@@ -418,17 +419,6 @@ def _scorer_stats(table, variant) -> dict:
     return {s: (float(r["mean"]), float(r["std"])) for s, r in g.iterrows()}
 
 
-def _direction(sign: int, up: str = "higher", down: str = "lower") -> str:
-    return {1: f"{up} beyond the seed spread", -1: f"{down} beyond the seed spread",
-            0: "a tie within the seed spread"}[sign]
-
-
-def _all_sign(signs) -> int:
-    """+1 when every comparison is +1, -1 when any is -1, else 0 (a tie)."""
-    signs = list(signs)
-    return 1 if signs and all(s > 0 for s in signs) else (-1 if any(s < 0 for s in signs) else 0)
-
-
 def _zeroshot_ref(variants) -> str | None:
     variants = list(variants)
     return "zeroshot" if "zeroshot" in variants else next((v for v in variants if _is_zeroshot(v)), None)
@@ -532,7 +522,7 @@ def verdicts(res: "OODResults", best_t: Mapping | None = None, label=str) -> dic
         return out
     shots = int(res.accuracy["shots"].max())
     n_seeds = _n_seeds(res)
-    seeds = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
+    seeds = seeds_phrase(n_seeds)
     table = seed_spread(res)
     variants = list(dict.fromkeys(table.index.get_level_values("variant")))
     trained = [v for v in variants if not _is_zeroshot(v)] or variants
@@ -628,7 +618,7 @@ def verdicts(res: "OODResults", best_t: Mapping | None = None, label=str) -> dic
         out["accuracy_auroc"] = (
             f"{STATUS[sign]}: across {c['points']} method × shot points the Pearson r between ID accuracy and MCM "
             f"AUROC (mean over OOD sets) is {c['r_means']:.2f} on the seed means and {c['mean']:.2f} ± "
-            f"{c['std']:.2f} within a seed (mean ± std over {c['n']} seed{'s' if c['n'] != 1 else ''}); the "
+            f"{c['std']:.2f} within a seed (mean ± std over {seeds_phrase(c['n'])}); the "
             f"claim (better ID accuracy goes with better OOD detection) needs r above 0 beyond that spread.")
     return _one_seed(out, n_seeds)
 
@@ -648,7 +638,7 @@ def captions(res: "OODResults", claims: Mapping[str, str], best_t: Mapping | Non
         return out
     shots = int(res.accuracy["shots"].max())
     n_seeds = _n_seeds(res)
-    head = f"**This run** ({n_seeds} seed{'s' if n_seeds != 1 else ''}; {shots} shots; mean ± std over seeds):"
+    head = f"**This run** ({seeds_phrase(n_seeds)}; {shots} shots; mean ± std over seeds):"
     table = seed_spread(res)
     variants = list(dict.fromkeys(table.index.get_level_values("variant")))
     f3 = lambda st: pm(*st, ".3f")  # noqa: E731

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..analysis.spread import STATUS, compare, leaders, pm, rank_sentence
+from ..analysis.spread import STATUS, compare, leaders, pm, rank_sentence, seeds_phrase
 from ..errors import ConfigError
 from ..data.specs import Subset, dataset_from_spec
 from ..experiment import (TrainSet, build, cell_spec, checkpoint_path, few_shot_set, get_recipe, method_outputs,
@@ -681,7 +681,7 @@ def captions(res: RobustFTResults, claims: Mapping[str, str], gap_r: Mapping | N
     ref = seed_spread(res, "ref_accuracy")
     out: dict[str, str] = {}
     n_seeds = int(acc["n"].max()) if len(acc) else 0
-    head = f"**This run** ({n_seeds} seed{'s' if n_seeds != 1 else ''}; mean ± std over seeds):"
+    head = f"**This run** ({seeds_phrase(n_seeds)}; mean ± std over seeds):"
     parts = [claims[k] for k in ("ft_tradeoff", "lipsum_most_robust") if k in claims]
     if ZERO_SHOT in acc.index:
         tuned = acc.drop(index=[m for m in (ZERO_SHOT, "lp") if m in acc.index])
