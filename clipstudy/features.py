@@ -4,11 +4,15 @@ Methods with a frozen image encoder (zero-shot, linear probe, prompt learning, a
 OOD score work on cached features, so each image is encoded once per model. The cache key joins
 the model's weights hash, the dataset's ``cache_key`` and the transform, so a changed checkpoint,
 dataset or preprocessing never reads stale features. Files are written atomically: an interrupted
-run leaves no partial cache and simply recomputes on the next call.
+run leaves no partial cache and simply recomputes on the next call. Every entry carries an integrity record
+(its key, row count, each tensor's shape and dtype, and a checksum of their bytes and the class names),
+checked on read with the unit norm of the global features: an entry that fails (edited in place, copied
+from another key, or written before the record existed) is recomputed with a one-line warning.
 """
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,10 +100,16 @@ def extract_features(loaded, dataset, *, batch_size: int = 256, cache: bool = Tr
         for candidate in (c for c in candidates if c.exists()):
             try:
                 blob = torch.load(candidate, map_location="cpu", weights_only=True)
-                return FeatureSet(blob["features"], blob["labels"], tuple(blob["classnames"]), key,
-                                  {"cached": True}, blob.get("local") if local else None)
             except Exception:  # corrupt or truncated file from an old crash: recompute it
                 candidate.unlink(missing_ok=True)
+                continue
+            problem = integrity_problem(blob, candidate.stem, dataset)
+            if problem is None:
+                return FeatureSet(blob["features"], blob["labels"], tuple(blob["classnames"]), key,
+                                  {"cached": True}, blob.get("local") if local else None)
+            warnings.warn(f"feature cache {candidate} failed its integrity check ({problem}); recomputing it",
+                          stacklevel=2)
+            candidate.unlink(missing_ok=True)
     tower = image_tower(loaded, encoder)
     feats, labels, loc = _encode(loaded, tower, dataset, batch_size, progress, desc or f"features {dataset.name}",
                                  local)
@@ -108,8 +118,75 @@ def extract_features(loaded, dataset, *, batch_size: int = 256, cache: bool = Tr
         blob = {"features": feats, "labels": labels, "classnames": list(fs.classnames)}
         if local:
             blob["local"] = loc
+        blob["integrity"] = integrity_record(blob, key)
         torch_save(blob, path)
     return fs
+
+
+CACHED_TENSORS = ("features", "labels", "local")
+CACHED_DTYPES = {"features": "torch.float32", "labels": "torch.int64", "local": "torch.float16"}
+"""The dtype each cached tensor is written in (see :class:`FeatureSet`)."""
+UNIT_NORM_TOLERANCE = 1e-3
+"""How far a stored global feature's norm may be from 1 (fp32 unit vectors are within ~1e-6; a zero vector,
+which normalisation leaves at zero, is accepted too)."""
+
+
+def checksum(blob: dict) -> str:
+    """A hash of the cached tensors (names, dtypes, shapes and bytes) and class names of a cache entry."""
+    import torch
+
+    h = hashlib.blake2b(digest_size=16)
+    for name in CACHED_TENSORS:
+        t = blob.get(name)
+        if t is None:
+            continue
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}\n".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy() if t.numel() else b"")
+    h.update("\n".join(blob.get("classnames", ())).encode())
+    return h.hexdigest()
+
+
+def integrity_record(blob: dict, key: str) -> dict:
+    """What a cache entry is checked against when read back: its key, row count, each tensor's shape and
+    dtype, and :func:`checksum`."""
+    return {"key": key, "rows": int(blob["labels"].shape[0]), "checksum": checksum(blob),
+            "tensors": {name: {"shape": list(blob[name].shape), "dtype": str(blob[name].dtype)}
+                        for name in CACHED_TENSORS if blob.get(name) is not None}}
+
+
+def integrity_problem(blob, key: str, dataset) -> str | None:
+    """Why a loaded cache entry cannot be trusted for ``dataset`` under ``key`` (a short phrase), or None."""
+    import torch
+
+    record = blob.get("integrity") if isinstance(blob, dict) else None
+    if not isinstance(record, dict):
+        return "no integrity record: written by an older clipstudy"
+    if record.get("key") != key:
+        return f"it holds the entry of key {record.get('key')}"
+    tensors = {name: blob.get(name) for name in CACHED_TENSORS if blob.get(name) is not None}
+    if set(tensors) != set(record.get("tensors", {})) or "features" not in tensors or "labels" not in tensors:
+        return f"tensors {sorted(tensors)}, recorded {sorted(record.get('tensors', {}))}"
+    for name, t in tensors.items():
+        if not isinstance(t, torch.Tensor):
+            return f"{name} is a {type(t).__name__}, not a tensor"
+        if str(t.dtype) != CACHED_DTYPES[name]:
+            return f"{name} is {t.dtype}, cached features are {CACHED_DTYPES[name]}"
+        want = record["tensors"][name]
+        if [list(t.shape), str(t.dtype)] != [list(want.get("shape", ())), want.get("dtype")]:
+            return f"{name} is {tuple(t.shape)} {t.dtype}, recorded {tuple(want.get('shape', ()))} {want.get('dtype')}"
+    rows = {name: int(t.shape[0]) if t.ndim else 0 for name, t in tensors.items()}
+    if set(rows.values()) != {record.get("rows")} or record.get("rows") != len(dataset):
+        return f"rows {rows}, recorded {record.get('rows')}, the dataset has {len(dataset)} images"
+    if tuple(blob.get("classnames", ())) != tuple(dataset.classnames):
+        return "its class names differ from the dataset's"
+    norms = tensors["features"].float().norm(dim=-1)
+    off = torch.minimum((norms - 1).abs(), norms.abs())
+    if tensors["features"].ndim != 2 or not bool((off <= UNIT_NORM_TOLERANCE).all()):
+        return f"global features are not unit-norm (largest |norm - 1| {float((norms - 1).abs().max()):.3g})"
+    if checksum(blob) != record.get("checksum"):
+        return "checksum mismatch: the file was changed after it was written"
+    return None
 
 
 def _encode(loaded, tower, dataset, batch_size: int, progress: bool, desc: str, local: bool):

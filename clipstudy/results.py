@@ -2,8 +2,11 @@
 
 The layout follows CLIP_benchmark: a cell is a plain dict ``spec`` (model, dataset, method, seed,
 ...); its file is named from a readable template of a few key fields plus a short hash of the whole
-canonical spec, and holds the full spec, the metrics, the library versions and a timestamp. Because
-files are written atomically and skipped when present, a crashed sweep resumes where it stopped.
+canonical spec, and holds the full spec, the metrics, the library versions, a timestamp and a checksum of
+the spec and metrics. Because files are written atomically and skipped when present, a crashed sweep
+resumes where it stopped; a file whose checksum no longer matches (edited or damaged after it was written)
+is treated as missing and recomputed, with a one-line warning. Files of earlier versions, which have no
+checksum, are trusted as they are: they were written atomically and hold finished work.
 
 Example::
 
@@ -100,6 +103,7 @@ class ResultStore:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "spec_hash": spec_hash(spec),
         }
+        record["checksum"] = payload_checksum(record)
         return io.write_json(self.path_for(spec), record)
 
     def run(self, spec: Mapping[str, Any], fn: Callable[[], Mapping[str, Any]]) -> dict:
@@ -119,9 +123,12 @@ class ResultStore:
         import numpy as np
 
         path = self.path_for(spec).with_suffix(".npz")
+        arrays = {k: np.asarray(v) for k, v in arrays.items()}
+        if ARRAYS_CHECKSUM in arrays:
+            raise ValueError(f"{ARRAYS_CHECKSUM!r} is reserved for the arrays' checksum")
         with io.atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
-                np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
+                np.savez_compressed(f, **arrays, **{ARRAYS_CHECKSUM: np.array(arrays_checksum(arrays))})
         return path
 
     def get_arrays(self, spec: Mapping[str, Any]) -> dict:
@@ -133,10 +140,16 @@ class ResultStore:
             return {}
         try:
             with np.load(path) as data:
-                return {k: data[k] for k in data.files}
-        except (OSError, ValueError) as e:
+                arrays = {k: data[k] for k in data.files}
+        except (OSError, ValueError, EOFError) as e:
             warnings.warn(f"unreadable arrays {path} ({e})", stacklevel=2)
             return {}
+        stored = arrays.pop(ARRAYS_CHECKSUM, None)  # absent in files of earlier versions
+        if stored is not None and str(stored) != arrays_checksum(arrays):
+            warnings.warn(f"arrays {path} fail their checksum (changed after they were written); ignored",
+                          stacklevel=2)
+            return {}
+        return arrays
 
     def load(self):
         return load(self.root)
@@ -163,6 +176,29 @@ def load(root: str | Path | None = None):
     return pd.DataFrame(rows)
 
 
+ARRAYS_CHECKSUM = "__checksum__"
+"""The entry of a cell's ``.npz`` that holds :func:`arrays_checksum` of the other entries."""
+
+
+def payload_checksum(record: Mapping[str, Any]) -> str:
+    """A hash of a result record's payload (its canonical spec and metrics), stored with it and checked on read."""
+    payload = {"spec": record.get("spec"), "metrics": record.get("metrics")}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def arrays_checksum(arrays: Mapping[str, Any]) -> str:
+    """A hash of named arrays (names, dtypes, shapes and bytes), independent of their order."""
+    import numpy as np
+
+    h = hashlib.blake2b(digest_size=16)
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}:{a.dtype.str}:{a.shape}\n".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def _read_record(path: Path, then: str = "it will be recomputed") -> dict | None:
     try:
         record = io.read_json(path)
@@ -172,6 +208,10 @@ def _read_record(path: Path, then: str = "it will be recomputed") -> dict | None
     if not (isinstance(record, dict) and isinstance(record.get("spec"), dict)
             and isinstance(record.get("metrics"), dict)):
         warnings.warn(f"result file {path} lacks 'spec'/'metrics'; {then}", stacklevel=3)
+        return None
+    if "checksum" in record and record["checksum"] != payload_checksum(record):  # files without one predate it
+        warnings.warn(f"result file {path} fails its checksum (changed after it was written); {then}",
+                      stacklevel=3)
         return None
     return record
 

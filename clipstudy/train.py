@@ -92,12 +92,14 @@ class TrainState:
 
 
 def fit(method, batch_fn: Callable[[int], object], cfg: TrainConfig, *, checkpoint: str | Path | None = None,
-        callbacks: Sequence[Callable] = (), progress: bool = True, desc: str = "train") -> list[dict]:
+        callbacks: Sequence[Callable] = (), progress: bool = True, desc: str = "train",
+        checkpoint_extra: dict | None = None) -> list[dict]:
     """Train ``method`` for ``cfg.steps`` steps; returns the history (one dict per logged step).
 
     With ``checkpoint`` set, the state (trainable weights, optimizer, step, history) is saved every
     ``cfg.checkpoint_every`` steps and at the end, and a rerun resumes from it. Each callback is
     called as ``cb(method, step, history)`` at logging steps and may return a dict of metrics.
+    ``checkpoint_extra`` (picklable values) is stored in every checkpoint under its own keys.
     """
     import torch
     from tqdm.auto import tqdm
@@ -128,12 +130,12 @@ def fit(method, batch_fn: Callable[[int], object], cfg: TrainConfig, *, checkpoi
             _log(state, losses, lr_at(step, cfg), method, callbacks, bar)
         bar.update(1)
         if checkpoint and cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
-            _save(method, opt, state, checkpoint, cfg)
+            _save(method, opt, state, checkpoint, cfg, checkpoint_extra)
         if cfg.max_minutes and state.seconds > 60 * cfg.max_minutes:
             break
     bar.close()
     if checkpoint:
-        _save(method, opt, state, checkpoint, cfg)
+        _save(method, opt, state, checkpoint, cfg, checkpoint_extra)
     method.eval()
     return state.history
 
@@ -163,19 +165,25 @@ def _autocast(precision: str, device_type: str = "cpu"):
     return contextlib.nullcontext()
 
 
+TRAINED_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+"""Suffixes of the buffers that training changes (BatchNorm statistics and step counts): a checkpoint keeps them,
+so a method reloaded from it has the state (and the weights hash, hence the feature-cache keys) it had when
+it finished training."""
+
+
 def trainable_state(method) -> dict:
-    """State of the trainable parameters and buffers only (what a checkpoint must restore)."""
+    """State of the trainable parameters and of the buffers training changes (what a checkpoint must restore)."""
     names = {n for n, p in method.named_parameters() if p.requires_grad}
-    return {k: v for k, v in method.state_dict().items() if k in names or k.endswith(("running_mean", "running_var"))}
+    return {k: v for k, v in method.state_dict().items() if k in names or k.endswith(TRAINED_BUFFERS)}
 
 
-def _save(method, opt, state: TrainState, path, cfg: TrainConfig) -> None:
+def _save(method, opt, state: TrainState, path, cfg: TrainConfig, extra: dict | None = None) -> None:
     # a finished run keeps no optimizer state (AdamW's moments would double or triple the file); its
     # checkpoint is then just the trained weights that a rerun or a later analysis reloads
     done = state.step >= cfg.steps
     torch_save({"method": trainable_state(method), "optimizer": None if done else opt.state_dict(),
                 "step": state.step, "history": state.history, "seconds": state.seconds,
-                "config": asdict(cfg)}, path)
+                "config": asdict(cfg), **(extra or {})}, path)
 
 
 def _resume(method, opt, path, cfg: TrainConfig) -> TrainState:
