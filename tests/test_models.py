@@ -54,7 +54,7 @@ def test_corrupt_checkpoint_gives_clear_error(tmp_path):
 def test_wrong_architecture_checkpoint(tmp_path):
     path = tmp_path / "vit.pt"
     torch.save(load_model("clipstudy-micro", "random").model.state_dict(), path)
-    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+    with pytest.raises(CheckpointError, match="is for architecture clipstudy-micro, not clipstudy-rn-tiny"):
         load_model("clipstudy-rn-tiny", str(path))
 
 
