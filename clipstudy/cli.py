@@ -1,7 +1,8 @@
 """The ``clipstudy`` console command: ``info``, ``pretrain``, ``zeroshot``, ``check-data``, ``check-model``.
 
-User errors (unknown names, missing folders, unreadable checkpoints, bad values) print one line
-``clipstudy: error: ...`` and exit with status 2, without a traceback.
+User errors (unknown names, missing folders, unreadable checkpoints, bad values, folders that cannot be
+written) print one line ``clipstudy: error: ...`` and exit with status 2, without a traceback. Values and
+the folders a command writes are checked before its work starts.
 """
 from __future__ import annotations
 
@@ -116,12 +117,20 @@ def _load_with_notes(args):
 
 
 def cmd_zeroshot(args) -> int:
-    from .evaluate import zeroshot_by_domain
-    from .models import load_model
-
+    from . import paths
     from .data import DATASETS
+    from .data.world_data import MAX_IMAGES
+    from .errors import ConfigError
+    from .evaluate import zeroshot_by_domain
+    from .prompts import get_templates
 
-    DATASETS.get(args.dataset)  # an unknown dataset fails before the model is loaded
+    # bad inputs and an unwritable feature cache fail before the model is loaded and any image is encoded
+    DATASETS.get(args.dataset)
+    if not 1 <= args.n <= MAX_IMAGES:
+        raise ConfigError(f"--n must be in 1..{MAX_IMAGES:,} (world images per domain, each rendered in memory), "
+                          f"got {args.n}")
+    get_templates(args.templates)
+    paths.require_writable(paths.cache_dir(), paths.writable_hint("cache"))
     loaded, notes = _load_with_notes(args)
     options = {"n": args.n} if args.dataset == "world" else {}
     domains = args.domain.split(",") if args.domain else None
@@ -143,26 +152,33 @@ def cmd_zeroshot(args) -> int:
 
 
 def cmd_pretrain(args) -> int:
+    """Train (or resume) a preset; every value and the folders written are checked before training starts."""
+    from . import paths
+    from .errors import ConfigError
     from .pretrain import PretrainConfig, pretrain, ship
 
     cfg = PretrainConfig.from_preset(args.preset, seed=args.seed, steps=args.steps, max_minutes=args.minutes,
                                      batch_size=args.batch_size)
+    if args.ship:
+        if args.preset != "embedded":
+            raise ConfigError("--ship replaces the embedded model and only takes the 'embedded' preset")
+        paths.require_writable(paths.assets_dir(), "--ship needs a writable clipstudy installation")
     out = args.out or cfg.run_dir()
-    card = pretrain(cfg, out_dir=out, resume=not args.restart)
+    card = pretrain(cfg, out_dir=args.out, resume=not args.restart)
     print(json.dumps({"run_dir": str(out), "zeroshot_accuracy": card["zeroshot_accuracy"],
                       "train_minutes": card["train_minutes"]}))
     if args.ship:
-        if args.preset != "embedded":
-            raise ValueError("--ship replaces the embedded model and only takes the 'embedded' preset")
         print(f"shipped to {ship(out)}")
     return 0
 
 
 def cmd_check_data(args) -> int:
-    """Each requested real dataset (default: all) is present, missing or malformed under --data-root."""
+    """Each requested real dataset (default: all) is present, partial, malformed or missing under --data-root:
+    every file is checked (non-empty, image header decodes; --deep: pixels decode) and the classes and images
+    are counted against what the dataset has. Exit 0 only if every requested dataset is present."""
     from . import paths
     from .data import DATASETS
-    from .data.real import check_dataset, real_datasets
+    from .data.real import check_dataset, real_datasets, unit_counts
 
     root = args.data_root or str(paths.data_root())
     real = real_datasets()
@@ -170,16 +186,26 @@ def cmd_check_data(args) -> int:
     for n in names:
         if not DATASETS.meta(n).get("real"):  # unknown names raise, listing the valid ones
             raise ValueError(f"{n!r} is not a real dataset read from disk; real datasets: {', '.join(real)}")
-    report = [check_dataset(n, root) for n in names]
+    if not args.json:
+        print(f"data root: {root}" + (" (--deep: decoding every image)" if args.deep else ""), flush=True)
+    report = []
+    for n in names:
+        r = check_dataset(n, root, deep=args.deep)
+        report.append(r)
+        if args.json:
+            continue
+        counts = [unit_counts(u) for u in r.get("units", [])]
+        shown = "; ".join(counts[:4]) + (f"; +{len(counts) - 4} more" if len(counts) > 4 else "")
+        pad = f"  {'':<16} {'':<9}"
+        print(f"  {r['dataset']:<16} {r['status']:<9} {shown if r['status'] == 'present' else r['reason']}")
+        if r["status"] != "present":
+            if counts:
+                print(f"{pad} counts: {shown}")
+            if r.get("note"):
+                print(f"{pad} note: {r['note']}")
+            print(f"{pad} expected: {r['layout']}\n{pad} get: {r['source']}", flush=True)
     if args.json:
-        print(json.dumps({"data_root": root, "datasets": report}, indent=2))
-    else:
-        print(f"data root: {root}")
-        for r in report:
-            what = ", ".join(f"{d}: {k}" for d, k in r["images"].items()) if r["status"] == "present" else r["reason"]
-            print(f"  {r['dataset']:<16} {r['status']:<9} {what}")
-            if r["status"] != "present":
-                print(f"  {'':<16} {'':<9} expected: {r['layout']}\n  {'':<16} {'':<9} get: {r['source']}")
+        print(json.dumps({"data_root": root, "deep": bool(args.deep), "datasets": report}, indent=2))
     return 0 if all(r["status"] == "present" for r in report) else 2
 
 
@@ -187,9 +213,7 @@ def cmd_check_model(args) -> int:
     """Load a model as every command does (offline unless allowed) and print what it is."""
     from pathlib import Path
 
-    from .models import load_model
-
-    loaded = load_model(args.model, args.pretrained, device=args.device, allow_download=args.download or None)
+    loaded, notes = _load_with_notes(args)
     model = loaded.model
     embed = getattr(model.visual, "output_dim", None) or getattr(model, "embed_dim", None)
     source = "random init" if loaded.pretrained == "random" else (
@@ -204,6 +228,8 @@ def cmd_check_model(args) -> int:
     else:
         for key, value in info.items():
             print(f"{key + ':':<16} {value:,}" if key == "parameters" else f"{key + ':':<16} {value}")
+    for note in notes:
+        print(note, file=sys.stderr)
     return 0
 
 
@@ -240,10 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--ship", action="store_true", help="install the result as the package's embedded model")
     pt.set_defaults(func=cmd_pretrain)
 
-    cd = sub.add_parser("check-data", help="which real benchmarks are present, missing or malformed under a data root")
+    cd = sub.add_parser("check-data", help="which real benchmarks are present, partial, malformed or missing under a "
+                                           "data root (every file checked, classes and images counted)")
     cd.add_argument("--data-root", default=None, help="folder holding the benchmarks (default: $CLIPSTUDY_DATA)")
     cd.add_argument("--dataset", action="append",
                     help="dataset name(s) to check (repeat or comma-separate; default: all)")
+    cd.add_argument("--deep", action="store_true",
+                    help="decode every image fully (slow); default: check each file's size and image header")
     cd.add_argument("--json", action="store_true")
     cd.set_defaults(func=cmd_check_data)
 
@@ -257,6 +286,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def os_error_line(exc: OSError) -> str:
+    """One line for an OSError: what failed, on which path, and for a refused write where to write instead."""
+    import errno
+
+    what = exc.strerror or str(exc).strip() or type(exc).__name__
+    where = f": {exc.filename}" if exc.filename else ""
+    hint = ""
+    if exc.errno == errno.ENOSPC:
+        hint = "; free some space or set CLIPSTUDY_HOME to a folder on another disk"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR):
+        hint = "; set CLIPSTUDY_HOME to a writable folder"
+    return f"{what}{where}{hint}"
+
+
 def main(argv=None) -> int:
     from .errors import USER_ERRORS
 
@@ -266,6 +309,9 @@ def main(argv=None) -> int:
     except (*USER_ERRORS, ValueError, TypeError) as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"clipstudy: error: {msg}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a write that failed after all (disk full, permissions changed): one line too
+        print(f"clipstudy: error: {os_error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("clipstudy: interrupted (finished work is saved; rerun to resume)", file=sys.stderr)

@@ -48,13 +48,18 @@ def zeroshot_on(loaded, dataset, templates="photo", *, progress: bool = True, ca
 def zeroshot_by_domain(loaded, dataset: str = "world", *, root=None, domains=None, templates="photo",
                        split: str = "test", progress: bool = True, cache: bool = True,
                        **options) -> dict[str, ZeroShotResult]:
-    """Zero-shot results for each domain of a dataset (one domain, named after it, if it has none)."""
+    """Zero-shot results for each domain of a dataset (one domain, named after it, if it has none).
+
+    ``templates`` and every domain's dataset (``n`` images of the world: 1..``MAX_IMAGES``) are checked
+    before any image is encoded, so a bad value fails at once with one line."""
+    from .prompts import get_templates
+
+    get_templates(templates)  # an unknown template set lists the valid ones
     domains = domains or dataset_domains(dataset, root)
-    out, heads = {}, {}
-    for domain in domains:
-        ds = build_dataset(dataset, root=root, split=split, domain=domain, **options)
-        out[domain] = zeroshot_on(loaded, ds, templates, progress=progress, cache=cache, heads=heads)
-    return out
+    built = {domain: build_dataset(dataset, root=root, split=split, domain=domain, **options) for domain in domains}
+    heads = {}
+    return {domain: zeroshot_on(loaded, ds, templates, progress=progress, cache=cache, heads=heads)
+            for domain, ds in built.items()}
 
 
 def accuracy_by_factor(result: ZeroShotResult, factors=("color", "size", "position", "rotation", "pattern",

@@ -14,6 +14,8 @@ function                      environment variable                  default
 ``figures_dir()``             ``CLIPSTUDY_FIGURES``                 ``<repo>/figures`` or ``./figures``
 ``notebooks_dir()``           ``CLIPSTUDY_NOTEBOOKS``               ``<repo>/notebooks`` or ``./notebooks``
 ============================  ====================================  ===========================
+
+:func:`require_writable` checks, before any work, that a command can write where it will write.
 """
 from __future__ import annotations
 
@@ -21,6 +23,10 @@ import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+#: The environment variable that moves each writable location (what an error about it names).
+WRITABLE_VARS = {"cache": "CLIPSTUDY_CACHE", "results": "CLIPSTUDY_RESULTS", "checkpoints": "CLIPSTUDY_CHECKPOINTS"}
 
 
 def _env_path(var: str, default: Path) -> Path:
@@ -77,3 +83,33 @@ def notebooks_dir() -> Path:
     """The notebooks and their ``manifest.yaml`` (override: ``CLIPSTUDY_NOTEBOOKS``)."""
     repo = repo_dir()
     return _env_path("CLIPSTUDY_NOTEBOOKS", (repo or Path.cwd()) / "notebooks")
+
+
+def writable_hint(kind: str) -> str:
+    """How to move location ``kind`` (cache, results, checkpoints) somewhere writable."""
+    var = WRITABLE_VARS.get(kind)
+    if var and os.environ.get(var):
+        return f"set {var} to a writable folder"
+    return "set CLIPSTUDY_HOME to a writable folder"
+
+
+def require_writable(folder: str | os.PathLike, hint: str = "set CLIPSTUDY_HOME to a writable folder") -> Path:
+    """``folder``, created if missing, after checking that a file can be written in it.
+
+    Raises :class:`clipstudy.errors.ClipstudyError` with one line naming the folder and ``hint`` (what to do
+    instead) when it cannot be created or written to (a read-only mount, missing permissions, a file in
+    the way). A probe file is created and removed again, so permissions, read-only file systems and
+    root's exemption from permissions are all judged as the real write would be.
+    """
+    import tempfile
+
+    from .errors import ClipstudyError
+
+    path = Path(folder).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path, prefix=".clipstudy-write-check-"):
+            pass
+    except OSError:
+        raise ClipstudyError(f"cannot write to {path} (read-only?); {hint}") from None
+    return path

@@ -9,19 +9,34 @@ The recipe (measured on a 2-core CPU while the suite was built; a ViT tower with
 colours and backgrounds, not shapes): a convolutional image tower (open_clip's ModifiedResNet), class-focused
 captions (half of them only "a {domain} of a {class}."), AdamW with warm-up and cosine decay, weight decay
 0.1, initial temperature 0.07 (CLIP's).
+
+Resuming never mixes configurations: ``state.pt`` stores the run's :class:`PretrainConfig` (under
+``pretrain_config``), and a resumed run whose config differs in anything but :data:`RESUMABLE_CHANGES` is
+refused with one error naming each differing field (old -> new). Every other field shapes the steps already
+taken: ``steps`` sets the cosine schedule's length (extending a run would have trained its first steps
+under another schedule), ``batch_size``, ``n_train``, ``world`` and ``seed`` the data, ``eval_every`` and
+``eval_per_domain`` the training curve already recorded. A ``state.pt`` written before the config was
+stored cannot be verified and is refused too. Start fresh with ``--restart`` (``resume=False``), by
+deleting ``state.pt``, or by writing to another ``--out`` folder.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
+import json
+import math
+import numbers
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import paths
-from .errors import ConfigError
+from .data.world_data import MAX_IMAGES
+from .errors import CheckpointError, ConfigError
 from .io import read_json, write_json, write_text
+
+#: Most training images: each epoch holds a shuffled permutation of all of them (8 bytes each).
+MAX_TRAIN_IMAGES = 10_000_000
 
 
 @functools.lru_cache(maxsize=None)
@@ -50,6 +65,33 @@ class PretrainConfig:
     preset: str = ""
     description: str = ""
 
+    def __post_init__(self) -> None:
+        _check_int("steps", self.steps, 1)
+        _check_int("n_train", self.n_train, 1, MAX_TRAIN_IMAGES)
+        _check_int("batch_size", self.batch_size, 1, self.n_train, "n_train")
+        _check_int("warmup_steps", self.warmup_steps, 0)
+        _check_int("seed", self.seed, 0)
+        _check_int("eval_every", self.eval_every, 1)
+        _check_int("eval_per_domain", self.eval_per_domain, 1, MAX_IMAGES)
+        if self.card_eval_n is not None:
+            _check_int("card_eval_n", self.card_eval_n, 1, MAX_IMAGES)
+        _check_positive("lr", self.lr)
+        if self.max_minutes is not None:
+            _check_positive("max_minutes", self.max_minutes, "minutes; None for no time limit", finite=False)
+        if not (_is_number(self.weight_decay) and 0 <= self.weight_decay < math.inf):
+            raise ConfigError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}")
+        from .train import PRECISIONS
+
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
+        archs = sorted(f.stem for f in paths.model_configs_dir().glob("*.json"))
+        if self.arch not in archs:
+            raise ConfigError(f"unknown pretraining architecture {self.arch!r}; valid: {', '.join(archs)}")
+        try:
+            self.world_config()
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"invalid world overrides {dict(self.world)}: {exc}") from None
+
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "PretrainConfig":
         table = presets()
@@ -77,6 +119,68 @@ class PretrainConfig:
 
     def run_dir(self) -> Path:
         return paths.checkpoints_dir() / "pretrain" / f"{self.preset or self.arch}-seed{self.seed}"
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_int(name: str, value, low: int, high: int | None = None, high_name: str = "") -> None:
+    """A ConfigError naming ``name``, its value and the valid range unless ``value`` is an int in it."""
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if ok and value >= low and (high is None or value <= high):
+        return
+    valid = f">= {low}" if high is None else f"in {low}..{high_name} ({high})" if high_name else f"in {low}..{high:,}"
+    raise ConfigError(f"{name} must be an integer {valid}, got {value!r}")
+
+
+def _check_positive(name: str, value, unit: str = "", finite: bool = True) -> None:
+    """A ConfigError naming ``name`` and its value unless ``value`` is a number > 0 (and finite if asked)."""
+    if not (_is_number(value) and value > 0 and (math.isfinite(value) or not finite)):  # NaN fails value > 0
+        kind = "a finite number" if finite else "a number"
+        raise ConfigError(f"{name} must be {kind} > 0{f' ({unit})' if unit else ''}, got {value!r}")
+
+
+#: Fields a resumed run may change: when training stops and how the finished model is described and
+#: evaluated for its card. None of them touches the steps already taken or the curve already recorded.
+RESUMABLE_CHANGES = ("max_minutes", "card_eval_n", "description")
+
+
+def config_record(cfg: PretrainConfig) -> dict:
+    """``cfg`` as plain JSON values (tuples as lists): what ``state.pt`` stores and resuming compares."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def config_changes(stored: dict, cfg: PretrainConfig) -> dict[str, tuple]:
+    """``{field: (stored, new)}`` for each field that differs, apart from :data:`RESUMABLE_CHANGES`."""
+    new = config_record(cfg)
+    missing = "<not stored>"
+    return {k: (stored.get(k, missing), new.get(k, missing)) for k in [*new, *(k for k in stored if k not in new)]
+            if k not in RESUMABLE_CHANGES and stored.get(k, missing) != new.get(k, missing)}
+
+
+def check_resumable(state: Path, cfg: PretrainConfig) -> None:
+    """Refuse to resume ``state`` (a ``state.pt``) under a config other than the one it was trained with.
+
+    One error line names every differing field as ``old -> new`` (fields of :data:`RESUMABLE_CHANGES`
+    may differ) and says how to start fresh; a state without a stored config cannot be verified and
+    is refused the same way."""
+    import torch
+
+    fresh = "to start fresh pass --restart (pretrain(..., resume=False)) or delete it, or write to another --out folder"
+    try:
+        blob = torch.load(state, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one line
+        why = (str(exc).strip().splitlines() or [""])[0]
+        raise CheckpointError(f"cannot resume from {state} ({type(exc).__name__}: {why}); {fresh}") from None
+    stored = blob.get("pretrain_config") if isinstance(blob, dict) else None
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"cannot verify that {state} was trained with this config (it was saved without "
+                              f"one, by an older clipstudy); {fresh}")
+    changes = config_changes(stored, cfg)
+    if changes:
+        diff = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items())
+        raise ConfigError(f"{state} was trained with another config ({diff}); resuming would mix the two; {fresh}")
 
 
 def images_to_tensor(batch, mean, std):
@@ -135,33 +239,44 @@ def _mean_std(loaded):
 
 def pretrain(cfg: PretrainConfig, *, out_dir: str | Path | None = None, progress: bool = True,
              resume: bool = True) -> dict:
-    """Train, evaluate and write the run folder; returns the model card as a dict."""
+    """Train, evaluate and write the run folder; returns the model card as a dict.
+
+    An existing ``state.pt`` in the folder is resumed (``resume=True``) only if it was trained with ``cfg``
+    (see :func:`check_resumable`), else deleted first."""
     from .methods import build_method
     from .models import load_model, save_weights
     from .batches import prefetched
     from .train import TrainConfig, fit
 
-    out = Path(out_dir) if out_dir else cfg.run_dir()
-    out.mkdir(parents=True, exist_ok=True)
+    out = paths.require_writable(Path(out_dir) if out_dir else cfg.run_dir(),
+                                 "choose a writable --out folder" if out_dir else paths.writable_hint("checkpoints"))
     state = out / "state.pt"
     if not resume and state.exists():
         state.unlink()
+    if state.exists():
+        check_resumable(state, cfg)
     loaded = load_model(cfg.arch, "random", seed=cfg.seed)
     method = build_method("contrastive", loaded, (), loss=cfg.loss)
     tcfg = TrainConfig(steps=cfg.steps, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps,
                        precision=cfg.precision, seed=cfg.seed, log_every=cfg.eval_every,
                        checkpoint_every=cfg.eval_every, max_minutes=cfg.max_minutes)
     monitor = lambda m, step, hist: {f"acc_{d}": a for d, a in fast_zeroshot_eval(loaded, cfg, ("photo", "sketch")).items()}  # noqa: E731
-    t0 = time.time()
     batches = prefetched(world_batches(cfg, loaded.tokenizer, *_mean_std(loaded)))
-    history = fit(method, batches, tcfg, checkpoint=state,
+    history = fit(method, batches, tcfg, checkpoint=state, checkpoint_extra={"pretrain_config": config_record(cfg)},
                   callbacks=[monitor], progress=progress, desc=f"pretrain {cfg.preset or cfg.arch}")
     loaded.model.eval()
-    card = model_card(loaded, cfg, history, time.time() - t0, progress=progress)
+    card = model_card(loaded, cfg, history, _trained_seconds(state), progress=progress)
     save_weights(loaded.model, out / "weights.safetensors", metadata={"arch": cfg.arch, "preset": cfg.preset})
     write_json(out / "card.json", card)
     write_text(out / "card.md", card_markdown(card))
     return card
+
+
+def _trained_seconds(state: Path) -> float:
+    """Training time of the whole run, over every session that resumed it (what ``fit`` stored last)."""
+    import torch
+
+    return float(torch.load(state, map_location="cpu", weights_only=False)["seconds"])
 
 
 def model_card(loaded, cfg: PretrainConfig, history: list, seconds: float, progress: bool = True) -> dict:

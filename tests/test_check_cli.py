@@ -20,17 +20,20 @@ def run(capsys, *args):
     return code, out.out, out.err
 
 
-def test_check_data_all_present(root, capsys):
+def test_check_data_fake_tree_is_partial(root, capsys):
+    # the fake tree holds 3 classes (a few images) of each set: every set is there, none is complete
     code, out, _ = run(capsys, "check-data", "--data-root", str(root), "--json")
     report = json.loads(out)
-    assert code == 0 and report["data_root"] == str(root)
+    assert code == 2 and report["data_root"] == str(root)
     assert [r["dataset"] for r in report["datasets"]] == real_datasets()
-    assert all(r["status"] == "present" for r in report["datasets"])
+    assert all(r["status"] == "partial" for r in report["datasets"])
     domainnet = next(r for r in report["datasets"] if r["dataset"] == "domainnet")
     assert set(domainnet["images"]) == {"real", "painting", "clipart", "infograph", "sketch"}
+    assert domainnet["expected_classes"] == 345 and "3 of 345 classes" in domainnet["reason"]
     code, out, _ = run(capsys, "check-data", "--data-root", str(root), "--dataset", "imagenet_r,sun",
                        "--dataset", "dtd")
-    assert code == 0 and out.count("present") == 3 and "imagenet_r" in out
+    assert code == 2 and out.count("partial") == 3 and "imagenet_r" in out
+    assert "3 of 200 classes" in out and "6 of 10000 images" in out and "3 of 47 classes" in out
 
 
 def test_check_data_missing_and_malformed(root, tmp_path, capsys):
@@ -52,10 +55,14 @@ def test_check_data_missing_and_malformed(root, tmp_path, capsys):
 
 
 def test_check_data_one_family_is_enough(tmp_path, capsys):
-    root = make_fake_tree(tmp_path / "d", families=["coop"])
+    root = make_fake_tree(tmp_path / "d", families=["coop"], n_classes=10, images_per_class=1)
     code, out, _ = run(capsys, "check-data", "--data-root", str(root), "--json", *[
         a for n in FAMILY_DATASETS["coop"] for a in ("--dataset", n)])
-    assert code == 0 and len(json.loads(out)["datasets"]) == 10
+    status = {r["dataset"]: r["status"] for r in json.loads(out)["datasets"]}
+    assert code == 2 and len(status) == 10 and status.pop("eurosat") == "present"  # EuroSAT has 10 classes
+    assert set(status.values()) == {"partial"}
+    code, out, _ = run(capsys, "check-data", "--data-root", str(root), "--dataset", "eurosat")
+    assert code == 0 and "eurosat          present   test: 10 classes, 10 images" in out
 
 
 @pytest.mark.parametrize("args, expected", [

@@ -41,6 +41,7 @@ def test_smoke_pretrain_writes_card_and_resumes(smoke_run):
     again = pretrain(cfg, out_dir=tmp_path / "run", progress=False)
     after = load_file(tmp_path / "run" / "weights.safetensors")
     assert again["history"] == card["history"]
+    assert again["train_minutes"] == card["train_minutes"]  # the whole run's training time, not this session's
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
@@ -53,3 +54,71 @@ def test_same_seed_same_weights(smoke_run, tmp_path, monkeypatch):
     a, b = load_file(first / "run" / "weights.safetensors"), load_file(tmp_path / "b" / "weights.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert again["zeroshot_accuracy"] == card["zeroshot_accuracy"]
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("batch_size", 0, "batch_size must be an integer in 1..n_train (256), got 0"),
+    ("batch_size", 257, "batch_size must be an integer in 1..n_train (256), got 257"),
+    ("steps", 0, "steps must be an integer >= 1, got 0"),
+    ("steps", 2.5, "steps must be an integer >= 1, got 2.5"),
+    ("seed", -1, "seed must be an integer >= 0, got -1"),
+    ("max_minutes", -1, "max_minutes must be a number > 0"),
+    ("max_minutes", 0, "max_minutes must be a number > 0"),
+    ("lr", float("nan"), "lr must be a finite number > 0, got nan"),
+    ("warmup_steps", -1, "warmup_steps must be an integer >= 0"),
+    ("weight_decay", -0.1, "weight_decay must be a number >= 0"),
+    ("eval_every", 0, "eval_every must be an integer >= 1"),
+    ("eval_per_domain", 0, "eval_per_domain must be an integer in 1..1,000,000"),
+    ("card_eval_n", 10**9, "card_eval_n must be an integer in 1..1,000,000"),
+    ("n_train", 10**12, "n_train must be an integer in 1..10,000,000"),
+    ("precision", "fp8", "unknown precision 'fp8'; valid: fp32, bf16"),
+    ("arch", "nope", "unknown pretraining architecture 'nope'; valid: clipstudy-convnext-zoo"),
+    ("world", {"typical_texture_prob": 2}, "typical_texture_prob must be a probability"),
+])
+def test_config_values_are_checked(field, value, expected):
+    with pytest.raises(ConfigError) as err:
+        PretrainConfig.from_preset("smoke", **{field: value})
+    assert expected in str(err.value)
+    assert PretrainConfig.from_preset("smoke", max_minutes=float("inf")).max_minutes == float("inf")  # no limit
+
+
+def test_resume_with_another_config_is_refused(smoke_run):
+    import dataclasses
+
+    from clipstudy.errors import CheckpointError
+
+    cfg, card, tmp_path = smoke_run
+    state = tmp_path / "run" / "state.pt"
+    before = state.read_bytes()
+    with pytest.raises(ConfigError, match=r"another config \(steps 6 -> 12, lr 0.001 -> 0.002\).*--restart"):
+        pretrain(dataclasses.replace(cfg, steps=12, lr=0.002), out_dir=tmp_path / "run", progress=False)
+    with pytest.raises(ConfigError, match=r"another config \(batch_size 16 -> 8\)"):
+        pretrain(dataclasses.replace(cfg, batch_size=8), out_dir=tmp_path / "run", progress=False)
+    assert state.read_bytes() == before  # refused before anything was trained or written
+    # a state saved without its config (older clipstudy) cannot be verified, so it is not resumed
+    old = tmp_path / "old" / "state.pt"
+    old.parent.mkdir()
+    blob = torch.load(state, weights_only=False)
+    del blob["pretrain_config"]
+    torch.save(blob, old)
+    with pytest.raises(CheckpointError, match="cannot verify .* was saved without one.*--restart"):
+        pretrain(cfg, out_dir=old.parent, progress=False)
+    old.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot resume from .*--restart"):
+        pretrain(cfg, out_dir=old.parent, progress=False)
+
+
+def test_state_stores_its_config_and_which_changes_may_resume(smoke_run):
+    import dataclasses
+
+    from clipstudy.pretrain import RESUMABLE_CHANGES, config_changes, config_record
+
+    cfg, card, tmp_path = smoke_run
+    state = torch.load(tmp_path / "run" / "state.pt", weights_only=False)
+    assert state["pretrain_config"] == config_record(cfg)
+    assert card["train_minutes"] == round(state["seconds"] / 60, 2)  # the training time fit stored
+    stored = config_record(cfg)
+    assert RESUMABLE_CHANGES == ("max_minutes", "card_eval_n", "description")
+    assert config_changes(stored, dataclasses.replace(cfg, max_minutes=5.0, card_eval_n=8, description="x")) == {}
+    assert config_changes(stored, dataclasses.replace(cfg, steps=8, world=(("typical_texture_prob", 0.5),))) == {
+        "steps": (6, 8), "world": ([], [["typical_texture_prob", 0.5]])}

@@ -7,7 +7,7 @@ import pytest
 
 from clipstudy.data import build_dataset, dataset_domains, list_datasets
 from clipstudy.data.fake import FAMILY_DATASETS, make_fake_checkpoint, make_fake_tree
-from clipstudy.data.real import real_datasets, resource
+from clipstudy.data.real import SUBSET_MARKER, real_datasets, resource
 from clipstudy.errors import ConfigError, DataError
 
 ALL = [n for names in FAMILY_DATASETS.values() for n in names]
@@ -183,6 +183,7 @@ def test_imagenet_layout_errors(tmp_path, root):
     from PIL import Image
 
     shutil.copytree(root / "imagenet-r", tmp_path / "imagenet-rendition" / "imagenet-r")  # CoOp's folder works too
+    shutil.copy(root / SUBSET_MARKER, tmp_path)  # a 3-class subset on purpose
     assert len(build_dataset("imagenet_r", root=tmp_path)) == N * K
     bad = tmp_path / "imagenet-rendition" / "imagenet-r" / "n01440764"  # tench: in ImageNet, not in ImageNet-R
     bad.mkdir()
@@ -201,6 +202,7 @@ def test_imagenet_layout_errors(tmp_path, root):
 
 def test_imagenet_coop_layout(tmp_path, root):
     shutil.copytree(root / "imagenet" / "val", tmp_path / "imagenet" / "images" / "val")
+    shutil.copy(root / SUBSET_MARKER, tmp_path)
     assert build_dataset("imagenet", root=tmp_path).wnids == build_dataset("imagenet", root=root).wnids
 
 

@@ -19,10 +19,14 @@ from pathlib import Path
 
 from ..errors import DataError
 from . import DATASETS
-from .real import (FileListDataset, check_domain, check_split, classnames_by_label, find_dir, require_file,
-                   require_files_exist, resource)
+from .real import (FileListDataset, check_domain, check_split, classnames_by_label, find_dir, require_classes,
+                   require_file, require_files_exist, resource)
 
 SPLITS = ("train", "val", "test")
+COOP_CLASSES = {"caltech101": 100, "oxford_pets": 37, "stanford_cars": 196, "oxford_flowers": 102, "food101": 101,
+                "fgvc_aircraft": 100, "sun397": 397, "dtd": 47, "eurosat": 10, "ucf101": 101}
+"""The number of classes of each CoOp dataset read here (CoOp's Caltech101 leaves out its two background and
+face classes)."""
 
 
 def coop_table() -> dict[str, dict]:
@@ -87,11 +91,13 @@ def build_coop(name: str, root, split: str, transform=None) -> CoOpDataset:
         raise DataError(f"{name}: image folder {image_dir} is missing; expected layout: {layout}")
     if name == "fgvc_aircraft":
         entries, variants = read_aircraft(base, split, layout)
-        classnames = tuple(variants)
+        classnames, listed = tuple(variants), base / "variants.txt"
     else:
         splits = read_split_json(base / e["split_file"], layout, name)
         entries = splits[split]
         classnames = classnames_by_label([x for s in SPLITS for x in splits[s]], name, layout)
+        listed = base / e["split_file"]
+    require_classes(name, len(classnames), COOP_CLASSES[name], listed, root)
     paths = [image_dir / p for p, _, _ in entries]
     require_files_exist(paths, name, layout)
     ds = CoOpDataset([(p, y) for p, (_, y, _) in zip(paths, entries)], root=base, classnames=classnames,
@@ -106,6 +112,7 @@ def _register(name: str):
     class Builder:
         __doc__ = f"CoOp's {e['dassl']}: {layout_of(name)}. ``split`` train, val or test. Get: {e['get']}."
         LAYOUT, SOURCE, FOLDERS = layout_of(name), e["get"], (e["folder"],)
+        CLASSES, CHECK_SPLITS = COOP_CLASSES[name], ("test", "train", "val")
 
         @staticmethod
         def build(root=None, split="test", domain=None, transform=None):

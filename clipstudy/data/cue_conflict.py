@@ -13,11 +13,12 @@ import re
 
 from ..errors import DataError
 from . import DATASETS
-from .real import FileListDataset, check_domain, check_split, class_folders, find_dir
+from .real import FileListDataset, check_domain, check_split, class_folders, find_dir, require_classes
 
 CLASSES = ("airplane", "bear", "bicycle", "bird", "boat", "bottle", "car", "cat", "chair", "clock", "dog",
            "elephant", "keyboard", "knife", "oven", "truck")
 """The 16 entry-level classes of Geirhos et al. (model-vs-human)."""
+N_CLASSES = len(CLASSES)
 LAYOUT = ("ROOT/cue-conflict/<shape class>/<shape><k>-<texture><m>.png, one folder per class (16: "
           + ", ".join(CLASSES) + ")")
 _NAME = re.compile(r"^([a-z_]+?)\d+-([a-z_]+?)\d+$")
@@ -46,6 +47,7 @@ class CueConflictDataset(FileListDataset):
 def build_cue_conflict(root, transform=None) -> CueConflictDataset:
     folder = find_dir(root, ["cue-conflict"], "cue_conflict", LAYOUT)
     classes = class_folders(folder, "cue_conflict", LAYOUT)
+    require_classes("cue_conflict", len(classes), N_CLASSES, folder, root)
     names = [c for c, _ in classes]
     samples, textures = [], []
     for label, (shape, files) in enumerate(classes):
@@ -72,6 +74,7 @@ class CueConflictBuilder:
     LAYOUT = LAYOUT
     SOURCE = "model-vs-human cue-conflict stimuli (Geirhos et al. 2019; bethgelab/model-vs-human datasets/cue-conflict)"
     FOLDERS = ("cue-conflict",)
+    CLASSES = N_CLASSES
 
     @staticmethod
     def build(root=None, split="test", domain=None, transform=None):

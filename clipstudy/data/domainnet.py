@@ -10,10 +10,11 @@ from pathlib import Path
 
 from ..errors import DataError
 from . import DATASETS
-from .real import (FileListDataset, check_domain, check_split, classnames_by_label, find_dir, require_file,
-                   require_files_exist)
+from .real import (DataNotFound, FileListDataset, check_domain, check_split, classnames_by_label, find_dir,
+                   require_classes, require_file, require_files_exist)
 
 DOMAINS = ("real", "painting", "clipart", "infograph", "sketch")
+N_CLASSES = 345
 LAYOUT = ("ROOT/domainnet/<domain>/<class>/<image> for domains real, painting, clipart, infograph, sketch, plus "
           "the official split files ROOT/domainnet/<domain>_{train,test}.txt with lines "
           "'painting/aircraft_carrier/painting_001_000001.jpg 0' (path relative to ROOT/domainnet, label 0..344)")
@@ -45,6 +46,7 @@ class DomainNetBuilder:
     LAYOUT = LAYOUT
     SOURCE = "DomainNet (Peng et al. 2019), per-domain zips and <domain>_{train,test}.txt from ai.bu.edu/M3SDA"
     FOLDERS = ("domainnet",)
+    CLASSES, CHECK_SPLITS = N_CLASSES, ("test", "train")
 
     @staticmethod
     def build(root=None, split="test", domain=None, transform=None):
@@ -52,10 +54,11 @@ class DomainNetBuilder:
         domain = check_domain("domainnet", domain, DOMAINS, "real")
         base = find_dir(root, ["domainnet"], "domainnet", LAYOUT)
         if not (base / domain).is_dir():
-            raise DataError(f"domainnet: domain folder {base / domain} is missing; expected layout: {LAYOUT}")
+            raise DataNotFound(f"domainnet: domain folder {base / domain} is missing; expected layout: {LAYOUT}")
         entries = read_split_file(base / f"{domain}_{split}.txt", base)
         require_files_exist([p for p, _, _ in entries], "domainnet", LAYOUT)
         classnames = classnames_by_label(entries, "domainnet", LAYOUT)
+        require_classes("domainnet", len(classnames), N_CLASSES, base / f"{domain}_{split}.txt", root)
         ds = FileListDataset([(p, y) for p, y, _ in entries], root=base, classnames=classnames,
                              name="domainnet", domain=domain, transform=transform, layout=LAYOUT)
         ds.split = split

@@ -62,6 +62,9 @@ def make_fake_tree(root, families=None, images_per_class: int = 2, n_classes: in
     write = _Images(seed)
     for family in families or FAMILIES:
         _WRITERS[family](root, write, images_per_class, n_classes)
+    from .real import SUBSET_MARKER
+
+    (root / SUBSET_MARKER).write_text("a fake tree: its loaders read class subsets on purpose\n")
     return root
 
 

@@ -70,7 +70,7 @@ class ImageFolderDataset:
         try:
             with Image.open(path) as im:
                 image = im.convert("RGB")
-        except (UnidentifiedImageError, OSError) as exc:
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
             raise DataError(f"cannot read image {path}: {exc}") from None
         if self.transform is not None:
             image = self.transform(image)

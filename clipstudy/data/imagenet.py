@@ -1,10 +1,12 @@
 """ImageNet-1k and its distribution shifts (V2, Sketch, R, A) and the ImageNet-X factor annotations.
 
-Labels are ``0..K-1`` over the classes present (sorted by their standard ImageNet index), so a tree
-with a subset of the wnid folders loads too. ``ds.class_indices`` maps them into the 1000 ImageNet
-classes (``None`` when all 1000 are present): ``logits_1000[:, ds.class_indices]`` masks a 1000-way
-head to ImageNet-R's or ImageNet-A's 200 classes, as Hendrycks et al. evaluate them. ``ds.wnids``
-lists the present WordNet ids, ``ds.classnames`` their CLIP names (``resources/imagenet_classnames.json``).
+Labels are ``0..K-1`` over the classes present (sorted by their standard ImageNet index). A tree with
+a subset of the wnid folders loads only where class subsets are allowed (see
+:func:`clipstudy.data.real.require_classes`), else it is one DataError. ``ds.class_indices`` maps the
+labels into the 1000 ImageNet classes (``None`` when all 1000 are present):
+``logits_1000[:, ds.class_indices]`` masks a 1000-way head to ImageNet-R's or ImageNet-A's 200 classes,
+as Hendrycks et al. evaluate them. ``ds.wnids`` lists the present WordNet ids, ``ds.classnames`` their
+CLIP names (``resources/imagenet_classnames.json``).
 
 Getting val into class folders: extract ``ILSVRC2012_img_val.tar`` and sort the 50,000 images into
 ``val/<wnid>/`` with the devkit labels, e.g. ``torchvision.datasets.ImageNet(ROOT/imagenet, split="val")``
@@ -21,11 +23,12 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from . import DATASETS
 from .real import (FileListDataset, check_domain, check_split, class_folders, find_dir, list_images,
-                   require_file, resource)
+                   require_classes, require_file, resource)
 
 IMAGENET_LAYOUT = ("ROOT/imagenet/{train,val}/<wnid>/*.JPEG, val sorted into the 1000 wnid folders like train "
                    "(CoOp's ROOT/imagenet/images/{train,val}/<wnid>/ works too)")
 SPLITS = ("train", "val", "test")
+IMAGENET_CLASSES = 1000
 FACTORS = ("pose", "background", "pattern", "color", "smaller", "shape", "partial_view", "subcategory", "texture",
            "larger", "darker", "object_blocking", "person_blocking", "style", "brighter", "multiple_objects")
 """The 16 ImageNet-X factors (Idrissi et al. 2023, facebookresearch/imagenetx)."""
@@ -53,9 +56,10 @@ class ImageNetDataset(FileListDataset):
 
 
 def wnid_dataset(folder: Path, *, name: str, layout: str, transform: Callable | None = None,
-                 by_index: bool = False, allowed: np.ndarray | None = None) -> ImageNetDataset:
+                 by_index: bool = False, allowed: np.ndarray | None = None, data_root=None) -> ImageNetDataset:
     """Images in ``folder/<wnid>/`` (or ``folder/<class index>/`` with ``by_index``, ImageNet-V2's format).
-    ``allowed``: the standard indices a folder may name (ImageNet-R/A's 200)."""
+    ``allowed``: the standard indices a folder may name (ImageNet-R/A's 200). Fewer classes than
+    ``allowed`` (or 1000) is a DataError unless subsets are allowed under ``data_root``."""
     _check_not_flat(folder, name, layout)
     wnids = imagenet_wnids()
     position = {w: i for i, w in enumerate(wnids)}
@@ -69,6 +73,7 @@ def wnid_dataset(folder: Path, *, name: str, layout: str, transform: Callable | 
             raise DataError(f"{name}: folder {folder / folder_name} is not {kind}{extra}; expected layout: {layout}")
         classes.append((idx, files))
     classes.sort(key=lambda c: c[0])
+    require_classes(name, len(classes), len(valid), folder, data_root)
     samples = [(f, label) for label, (_, files) in enumerate(classes) for f in files]
     indices = np.array([idx for idx, _ in classes], dtype=np.int64)
     names = imagenet_classnames()
@@ -105,6 +110,7 @@ class ImageNetBuilder:
     LAYOUT = IMAGENET_LAYOUT
     SOURCE = "ImageNet-1k (ILSVRC2012) train + val archives from image-net.org (login required)"
     FOLDERS = ("imagenet",)
+    CLASSES, IMAGES, CHECK_SPLITS = IMAGENET_CLASSES, {"test": 50_000, "train": 1_281_167}, ("test", "train")
 
     @staticmethod
     def build(root=None, split="test", domain=None, transform=None):
@@ -112,19 +118,22 @@ class ImageNetBuilder:
         _single_domain("imagenet", domain)
         sub = "train" if split == "train" else "val"
         folder = find_dir(root, [f"imagenet/{sub}", f"imagenet/images/{sub}"], "imagenet", IMAGENET_LAYOUT)
-        return wnid_dataset(folder, name="imagenet", layout=IMAGENET_LAYOUT, transform=transform)
+        return wnid_dataset(folder, name="imagenet", layout=IMAGENET_LAYOUT, transform=transform, data_root=root)
 
     @staticmethod
     def domains(root=None):
         return ["imagenet"]
 
 
-def _variant(name: str, folders: list[str], layout: str, source: str, by_index: bool = False, kind: str | None = None):
-    """Register a test-only ImageNet shift stored as one class-per-folder tree."""
+def _variant(name: str, folders: list[str], layout: str, source: str, by_index: bool = False, kind: str | None = None,
+             images: int | None = None):
+    """Register a test-only ImageNet shift stored as one class-per-folder tree (``images``: its test images)."""
 
     class Builder:
         __doc__ = f"{name}: {layout}. Test-only (``split`` test or val). Source: {source}."
         LAYOUT, SOURCE, FOLDERS = layout, source, tuple(folders)
+        CLASSES = 200 if kind else IMAGENET_CLASSES
+        IMAGES = {"test": images} if images else {}
 
         @staticmethod
         def build(root=None, split="test", domain=None, transform=None):
@@ -133,7 +142,7 @@ def _variant(name: str, folders: list[str], layout: str, source: str, by_index: 
             folder = find_dir(root, folders, name, layout)
             allowed = subset_indices(kind) if kind else None
             return wnid_dataset(folder, name=name, layout=layout, transform=transform, by_index=by_index,
-                                allowed=allowed)
+                                allowed=allowed, data_root=root)
 
         @staticmethod
         def domains(root=None):
@@ -148,16 +157,16 @@ _variant("imagenet_v2", [_V2, f"imagenetv2/{_V2}"],
          f"ROOT/{_V2}/<class index 0..999>/*.jpeg (or under ROOT/imagenetv2/, CoOp)",
          "ImageNetV2 matched-frequency, imagenetv2-matched-frequency.tar.gz (Recht et al. 2019, "
          "modestyachts/ImageNetV2)",
-         by_index=True)
+         by_index=True, images=10_000)
 _variant("imagenet_sketch", ["sketch", "imagenet-sketch/images"],
          "ROOT/sketch/<wnid>/*.JPEG (or CoOp's ROOT/imagenet-sketch/images/<wnid>/)",
          "ImageNet-Sketch (Wang et al. 2019, HaohanWang/ImageNet-Sketch), e.g. ImageNet-Sketch.zip")
 _variant("imagenet_r", ["imagenet-r", "imagenet-rendition/imagenet-r"],
          "ROOT/imagenet-r/<wnid>/*, 200 wnid folders (or CoOp's ROOT/imagenet-rendition/imagenet-r/)",
-         "ImageNet-R, imagenet-r.tar (Hendrycks et al. 2021, hendrycks/imagenet-r)", kind="r")
+         "ImageNet-R, imagenet-r.tar (Hendrycks et al. 2021, hendrycks/imagenet-r)", kind="r", images=30_000)
 _variant("imagenet_a", ["imagenet-a", "imagenet-adversarial/imagenet-a"],
          "ROOT/imagenet-a/<wnid>/*, 200 wnid folders (or CoOp's ROOT/imagenet-adversarial/imagenet-a/)",
-         "ImageNet-A, imagenet-a.tar (Hendrycks et al. 2021, hendrycks/natural-adv-examples)", kind="a")
+         "ImageNet-A, imagenet-a.tar (Hendrycks et al. 2021, hendrycks/natural-adv-examples)", kind="a", images=7_500)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -245,6 +254,7 @@ class ImageNetXBuilder:
     SOURCE = ("ImageNet-X annotations imagenet_x_val_multi_factor.jsonl (Idrissi et al. 2023, facebookresearch/"
               "imagenetx, imagenet_x/annotations/) + ImageNet-1k val")
     FOLDERS = ("imagenet-x",)
+    CLASSES = IMAGENET_CLASSES
 
     @staticmethod
     def build(root=None, split="test", domain=None, transform=None, annotations=None, which: str = "multi",

@@ -12,13 +12,15 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataError
 from . import DATASETS
-from .imagenet import wnid_dataset
-from .real import check_split, find_dir
+from .imagenet import IMAGENET_CLASSES, wnid_dataset
+from .real import CheckUnit, check_split, find_dir
 
 CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
                "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
                "jpeg_compression", "speckle_noise", "gaussian_blur", "spatter", "saturate")
 """ImageNet-C's 15 benchmark corruptions followed by its 4 extra ones."""
+BENCHMARK = CORRUPTIONS[:15]
+SEVERITIES = (1, 2, 3, 4, 5)
 FOLDER = "imagenet-c"
 FOLDER_3DCC = "imagenet-3dcc"
 LAYOUT = ("ROOT/imagenet-c/<corruption>/<severity 1..5>/<wnid>/*.JPEG (ImageNet-C's tar files extracted; "
@@ -48,6 +50,7 @@ class ImageNetCBuilder:
     SOURCE = ("ImageNet-C tar files (Hendrycks & Dietterich 2019, hendrycks/robustness; zenodo 2235448); "
               "ImageNet-3DCC (Kar et al. 2022, EPFL-VILAB/3DCommonCorruptions)")
     FOLDERS = (FOLDER,)
+    CLASSES, IMAGES = IMAGENET_CLASSES, {"test": 50_000}
 
     @staticmethod
     def build(root=None, split="test", domain=None, transform=None, corruption: str | None = None,
@@ -62,7 +65,7 @@ class ImageNetCBuilder:
         if isinstance(severity, bool) or int(severity) not in range(1, 6):
             raise ConfigError(f"imagenet_c severity must be 1..5, got {severity!r}")
         sub = find_dir(root, [f"{folder}/{corruption}/{int(severity)}"], "imagenet_c", LAYOUT)
-        ds = wnid_dataset(sub, name="imagenet_c", layout=LAYOUT, transform=transform)
+        ds = wnid_dataset(sub, name="imagenet_c", layout=LAYOUT, transform=transform, data_root=root)
         ds.domain, ds.corruption, ds.severity = corruption, corruption, int(severity)
         return ds
 
@@ -72,3 +75,21 @@ class ImageNetCBuilder:
         if not root or not (Path(root).expanduser() / FOLDER).is_dir():
             return list(CORRUPTIONS)
         return [d.name for d in _corruption_dirs(root, FOLDER)]
+
+    @staticmethod
+    def check_units(root) -> list[CheckUnit]:
+        """Every (corruption, severity) cell for ``clipstudy check-data``: the 75 cells of the 15 benchmark
+        corruptions are required (absent ones make the set partial), the extra corruptions' cells optional."""
+        present = [(c, s) for c, s in available(root) if s in SEVERITIES]
+        extra = sorted({c for c, _ in present} - set(BENCHMARK), 
+                       key=lambda c: (CORRUPTIONS.index(c) if c in CORRUPTIONS else len(CORRUPTIONS), c))
+        have = set(present)
+        units = []
+        for c in (*BENCHMARK, *extra):
+            for s in SEVERITIES:
+                if (c, s) in have:
+                    units.append(CheckUnit(f"{c}/{s}", c, "test", {"corruption": c, "severity": s},
+                                           required=c in BENCHMARK))
+                elif c in BENCHMARK:
+                    units.append(CheckUnit(f"{c}/{s}", c, "test", None, reason="corruption/severity folder absent"))
+        return units

@@ -9,6 +9,8 @@ from __future__ import annotations
 from . import DATASETS
 from .real import FileListDataset, check_domain, check_split, find_dir, list_images
 
+OOD_IMAGES = {"inaturalist": 10_000, "sun": 10_000, "places": 10_000, "textures": 5_640, "ninco": 5_879}
+"""Images in each complete OOD set (``clipstudy check-data`` calls a set with fewer partial)."""
 OOD_SETS = {
     # name: (folder under ROOT, layout, where to get it)
     "inaturalist": ("iNaturalist/images", "ROOT/iNaturalist/images/*.jpg (10,000 images)",
@@ -40,6 +42,7 @@ def _register(name: str):
     class Builder:
         __doc__ = f"OOD set {name}: {layout}; every label is -1. Source: {source}."
         LAYOUT, SOURCE, FOLDERS = layout, source, (folder_rel.split("/")[0],)
+        CLASSES, IMAGES = 0, {"test": OOD_IMAGES[name]}
 
         @staticmethod
         def build(root=None, split="test", domain=None, transform=None):

@@ -30,6 +30,10 @@ RETRIEVAL_SETS = {
 }
 
 
+TEST_IMAGES = {"coco_captions": 5_000, "flickr30k": 1_000}
+"""Images in Karpathy's test split of each set."""
+
+
 def layout_of(name: str) -> str:
     folder, karpathy, images, _ = RETRIEVAL_SETS[name]
     return f"{images} + ROOT/{folder}/{karpathy} in Karpathy's format {KARPATHY_FORMAT}"
@@ -83,6 +87,7 @@ def _register(name: str):
         __doc__ = (f"{name}: {layout_of(name)}. ``split`` test (default), val or train (COCO's train includes "
                    f"restval). Source: {source}.")
         LAYOUT, SOURCE, FOLDERS = layout_of(name), source, (folder,)
+        CLASSES, IMAGES = 0, {"test": TEST_IMAGES[name]}
 
         @staticmethod
         def build(root=None, split="test", domain=None, transform=None):

@@ -8,6 +8,20 @@ from . import DATASETS
 
 SPLITS = ("train", "val", "test")
 
+#: Most images one world dataset may have: every label is computed when it is built (~40 us each) and
+#: every image is rendered in memory (~2 ms each on a CPU), so a million is already about half an hour.
+MAX_IMAGES = 1_000_000
+
+
+def check_n(n) -> int:
+    """``n`` as an int if it is a valid number of world images (1..:data:`MAX_IMAGES`), else a ConfigError."""
+    import numbers
+
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 1 <= n <= MAX_IMAGES:
+        raise ConfigError(f"n (world images per domain) must be an integer in 1..{MAX_IMAGES:,}, got {n!r} "
+                          "(images are rendered in memory and every label is computed up front)")
+    return int(n)
+
 
 def resolve_classes(classes) -> tuple[str, ...] | None:
     """``None``/"all" -> every class; a group name ("id", "near_ood", "far_ood") -> its classes;
@@ -89,7 +103,7 @@ class WorldBuilder:
             kw["domains"] = ((domain, 1.0),)
         if typical_texture_prob is not None:
             kw["typical_texture_prob"] = typical_texture_prob
-        cfg = WorldConfig(seed=seed, split=split, n=int(n), image_size=image_size, classes=resolve_classes(classes),
+        cfg = WorldConfig(seed=seed, split=split, n=check_n(n), image_size=image_size, classes=resolve_classes(classes),
                           kind=kind, fixed=fixed, corruption=corruption, severity=severity, **kw)
         return WorldData(cfg, transform=transform)
 
