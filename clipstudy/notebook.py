@@ -10,9 +10,10 @@ Inside a notebook (the second cell, right after the cell tagged ``parameters``):
 
 :func:`setup_notebook` checks the parameter values against the types of the defaults in the
 notebook's own ``parameters`` cell, so ``papermill -p n_per_domain many`` fails at once with a
-:class:`~clipstudy.errors.ConfigError` naming the parameter. The driver side (:func:`plan`,
-:func:`execute`, :func:`run_manifest_notebook`) runs manifest notebooks with papermill, and checks
-the same types before any kernel starts.
+:class:`~clipstudy.errors.ConfigError` naming the parameter (and ``-p n_per_domian 64``, a name the
+cell does not declare, names the close match). The driver side (:func:`plan`, :func:`execute`,
+:func:`run_manifest_notebook`) runs manifest notebooks with papermill, and checks the same names and
+types, the model and the device before any kernel starts.
 """
 from __future__ import annotations
 
@@ -35,6 +36,9 @@ from .manifest import Manifest, NotebookSpec, check_records, load_manifest, note
 RECORDS_FILE = "records.json"
 REQUIRED_PARAMETERS = ("out_dir", "figures_dir")
 """Every manifest notebook declares these; the driver points them at the run's folders."""
+
+INJECTED_MARK = "# Parameters"
+"""How papermill's injected-parameters cell starts (its Python translator's comment)."""
 
 NOT_LITERAL = object()
 """Stands for a default that is an expression rather than a literal; its type is not checked."""
@@ -84,7 +88,8 @@ def check_parameters(params: Mapping[str, Any], defaults: Mapping[str, Any], whe
     problems = []
     for key, value in params.items():
         if key not in defaults:
-            problems.append(f"{key!r} is not a parameter of {where}; parameters: {', '.join(defaults)}")
+            problems.append(f"{key!r} is not a parameter of {where}{did_you_mean(key, defaults)}; "
+                            f"parameters: {', '.join(defaults)}")
             continue
         expected = _type_name(defaults[key])
         if expected and not _has_type(value, expected):
@@ -94,6 +99,40 @@ def check_parameters(params: Mapping[str, Any], defaults: Mapping[str, Any], whe
             )
     if problems:
         raise ConfigError("; ".join(problems))
+
+
+def did_you_mean(name: str, valid: Iterable[str]) -> str:
+    """`` (did you mean 'x' or 'y'?)`` for the names of ``valid`` close to ``name`` (ignoring case, so
+    ``vit-b-16`` finds ``ViT-B-16`` first); ``""`` if none is."""
+    import difflib
+
+    by_lower: dict[str, str] = {}
+    for v in valid:
+        by_lower.setdefault(str(v).lower(), str(v))
+    close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=3, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(by_lower[c]) for c in close)}?)" if close else ""
+
+
+def injected_parameters(namespace: Mapping[str, Any]) -> list[str]:
+    """Names papermill injected into a kernel, read from its input history (``In``).
+
+    papermill runs the parameters it is given as a cell of assignments that starts with the comment
+    ``# Parameters`` (the cell tagged ``injected-parameters``), unknown names included (it only logs a
+    warning for them). The last such cell in ``namespace["In"]`` is parsed; ``[]`` outside IPython or
+    when nothing was injected.
+    """
+    history = namespace.get("In")
+    if not isinstance(history, (list, tuple)):
+        return []
+    for source in reversed(history):
+        if isinstance(source, str) and source.lstrip().startswith(INJECTED_MARK):
+            try:
+                body = ast.parse(source).body
+            except SyntaxError:
+                return []
+            return [t.id for node in body if isinstance(node, ast.Assign)
+                    for t in node.targets if isinstance(t, ast.Name)]
+    return []
 
 
 def coerce_value(value: Any, default: Any) -> Any:
@@ -125,6 +164,85 @@ def _has_type(value: Any, expected: str) -> bool:
         return isinstance(value, (int, float))
     kinds = {"bool": bool, "int": int, "str": str, "list": (list, tuple), "dict": dict}
     return isinstance(value, kinds[expected])
+
+
+# --------------------------------------------------------------------------- run options
+
+def check_model_name(name: Any) -> None:
+    """Raise :class:`ConfigError` unless a notebook's kernel can load the model ``name``: the project's
+    models, open_clip's architectures, or a ``local-dir:`` / ``hf-hub:`` name; the error lists close
+    matches. A fresh kernel knows exactly open_clip's shipped configs and the project's, so they are read
+    from the two config folders (open_clip is imported only if its folder cannot be found)."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"model must be a model name such as 'embedded' or 'ViT-B-32', got {name!r}")
+    if name.startswith(("local-dir:", "hf-hub:")):
+        return
+    from .models import list_models, project_model_names
+
+    own = project_model_names()
+    theirs = _open_clip_config_names()
+    if not theirs:
+        try:
+            theirs = set(list_models())
+        except ImportError:  # no open_clip: load_model says so when the notebook runs
+            return
+    valid = own + sorted(theirs - set(own))
+    if name not in valid:
+        raise ConfigError(f"unknown model {name!r}{did_you_mean(name, valid)}; valid: {', '.join(own)}, or one "
+                          "of open_clip's architectures such as ViT-B-16, RN50 (`clipstudy info --json` lists all)")
+
+
+def _open_clip_config_names() -> set[str]:
+    """Stems of open_clip's shipped model configs, read from its package folder without importing it."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("open_clip")
+    except (ImportError, ValueError):
+        return set()
+    folders = [Path(p) / "model_configs" for p in (spec.submodule_search_locations or [])] if spec else []
+    return {f.stem for folder in folders if folder.is_dir() for f in folder.glob("*.json")}
+
+
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+
+
+def check_device(device: Any) -> None:
+    """Raise :class:`ConfigError` unless ``device`` is one of :data:`DEVICES` and is present here
+    (``cuda``/``cuda:N`` need a visible GPU with that index, ``mps`` Apple's backend). ``auto`` and
+    ``cpu`` are always fine and import nothing."""
+    import re
+
+    match = re.fullmatch(r"(cpu|cuda|mps)(?::(\d+))?", device) if isinstance(device, str) else None
+    if device == "auto" or (match and match.group(1) == "cpu"):
+        return
+    if not match:
+        raise ConfigError(f"unknown device {device!r}; valid: {', '.join(DEVICES)}")
+    import torch
+
+    kind, index = match.group(1), match.group(2)
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not count:
+            raise ConfigError(f"device {device!r} asked for, but no CUDA GPU is visible; use cpu or auto")
+        if index is not None and int(index) >= count:
+            raise ConfigError(f"device {device!r} asked for, but only {count} CUDA GPU(s) are visible "
+                              f"(cuda:0 to cuda:{count - 1})")
+    elif not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError(f"device {device!r} asked for, but Apple's MPS backend is not available; use cpu or auto")
+
+
+def run_option_problems(params: Mapping[str, Any]) -> list[str]:
+    """What is wrong with the ``model`` and ``device`` of a notebook's parameters (checked before any
+    kernel starts, so a typo fails in seconds, not inside the notebook)."""
+    problems = []
+    for key, check in (("model", check_model_name), ("device", check_device)):
+        if key in params:
+            try:
+                check(params[key])
+            except ConfigError as e:
+                problems.append(str(e))
+    return problems
 
 
 # --------------------------------------------------------------------------- inside a notebook
@@ -205,6 +323,8 @@ def setup_notebook(notebook: str, namespace: Mapping[str, Any], *, style: bool =
     ``notebook`` is the notebook's own file name, looked up in the working directory (where
     JupyterLab and ``run_all.py`` start kernels) and then in :func:`clipstudy.paths.notebooks_dir`;
     its ``parameters`` cell gives the expected types. ``namespace`` is the notebook's ``globals()``.
+    Names papermill injected that the ``parameters`` cell does not declare (a misspelled ``-p``) are
+    errors too (:func:`injected_parameters`).
     """
     path = next((p for p in (Path(notebook), paths.notebooks_dir() / notebook) if p.is_file()), None)
     if path is None:
@@ -213,7 +333,9 @@ def setup_notebook(notebook: str, namespace: Mapping[str, Any], *, style: bool =
     else:
         defaults = declared_parameters(path)
     params = {k: namespace[k] for k in defaults if k in namespace}
-    check_parameters(params, defaults, where=Path(notebook).name)
+    injected = injected_parameters(namespace) if path is not None else []
+    unknown = {k: namespace.get(k) for k in injected if k not in defaults}
+    check_parameters({**params, **unknown}, defaults, where=Path(notebook).name)
     if style:
         from .plotting import set_style
 
@@ -267,7 +389,8 @@ def plan(manifest: Manifest, only: Iterable[str] | None, profile: str, overrides
     """Parameters and output folder of each selected notebook, all checked before anything runs.
 
     Overrides go only to the notebooks that declare them (an override no selected notebook declares
-    is an error); string overrides are parsed for non-string parameters (:func:`coerce_value`).
+    is an error, with close matches); string overrides are parsed for non-string parameters
+    (:func:`coerce_value`); ``model`` and ``device`` must exist (:func:`run_option_problems`).
     Raises :class:`ConfigError` listing every problem, one per line.
     """
     specs = manifest.select(only)
@@ -279,8 +402,8 @@ def plan(manifest: Manifest, only: Iterable[str] | None, profile: str, overrides
         except ConfigError as e:
             problems.append(str(e))
     known = set().union(*declared.values()) if declared else set()
-    problems += [f"parameter {k!r} is not declared by any selected notebook; declared: "
-                 f"{', '.join(sorted(known))}" for k in overrides if declared and k not in known]
+    problems += [f"parameter {k!r} is not declared by any selected notebook{did_you_mean(k, known)}; "
+                 f"declared: {', '.join(sorted(known))}" for k in overrides if declared and k not in known]
     jobs = []
     for spec in (s for s in specs if s.name in declared):
         defaults = declared[spec.name]
@@ -294,9 +417,11 @@ def plan(manifest: Manifest, only: Iterable[str] | None, profile: str, overrides
             check_parameters(params, defaults, where=spec.path.name)
         except ConfigError as e:
             problems.append(str(e))
+        else:
+            problems += run_option_problems(params)
         jobs.append(Job(spec, MappingProxyType(params), out_dir))
     if problems:
-        raise ConfigError("\n".join(problems))
+        raise ConfigError("\n".join(dict.fromkeys(problems)))  # one line per problem, each once
     return jobs
 
 
@@ -307,6 +432,8 @@ def execute(job: Job, *, progress_bar: bool = True, kernel_name: str = "python3"
     The executed notebook (with tracebacks, if any) is saved as ``<out_dir>/<name>.ipynb``. The
     kernel is the current interpreter's ipykernel (``python3``), so a fresh venv needs no registered
     kernel; the package folder is put on the kernel's ``PYTHONPATH`` so an uninstalled checkout works.
+    Ctrl-C interrupts the running cell, shuts the kernel down and raises :class:`KeyboardInterrupt`
+    (:class:`_InterruptForwarder`); finished result cells stay in the result store.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -317,16 +444,20 @@ def execute(job: Job, *, progress_bar: bool = True, kernel_name: str = "python3"
     output = out_dir / spec.path.name
     problems: list[str] = []
     start = time.time()
-    try:
-        with _kernel_environment(kernel_name):
-            papermill.execute_notebook(
-                str(spec.path), str(output), parameters=dict(job.params), kernel_name=kernel_name,
-                progress_bar=progress_bar, cwd=str(spec.path.parent), start_timeout=start_timeout,
-            )
-    except PapermillExecutionError as e:
-        problems.append(f"{e.ename}: {e.evalue}")
-    except Exception as e:  # kernel died, timeout, ...: report it and let the other notebooks run
-        problems.append(f"{type(e).__name__}: {e}")
+    with _forward_interrupts() as ctrl_c:
+        try:
+            with _kernel_environment(kernel_name):
+                papermill.execute_notebook(
+                    str(spec.path), str(output), parameters=dict(job.params), kernel_name=kernel_name,
+                    progress_bar=progress_bar, cwd=str(spec.path.parent), start_timeout=start_timeout,
+                    **ctrl_c.engine_kwargs(),
+                )
+        except PapermillExecutionError as e:
+            problems.append(f"{e.ename}: {e.evalue}")
+        except Exception as e:  # kernel died, timeout, ...: report it and let the other notebooks run
+            problems.append(f"{type(e).__name__}: {e}")
+    if ctrl_c.pressed:  # the kernel was interrupted and shut down cleanly: now stop the driver
+        raise KeyboardInterrupt
     seconds = time.time() - start
     figures_dir = Path(job.params["figures_dir"])
     written = [f for f in spec.figures if _written_since(figures_dir, f, start)]
@@ -391,6 +522,76 @@ def summary_records(runs: list[NotebookRun]) -> list[dict]:
 def _written_since(folder: Path, stem: str, start: float) -> bool:
     files = [folder / f"{stem}.{fmt}" for fmt in ("png", "pdf")]
     return all(f.exists() and f.stat().st_mtime >= start - 1 for f in files)
+
+
+class _InterruptForwarder:
+    """Ctrl-C while papermill runs a notebook: interrupt the kernel's cell, run no further cell, let
+    papermill shut the kernel down, then (in :func:`execute`) raise :class:`KeyboardInterrupt`.
+
+    The kernel runs in a session of its own (jupyter_client starts it so), so the terminal's SIGINT
+    reaches only this process; left alone, it would stop the driver in the middle of papermill's
+    kernel shutdown, with tracebacks from both sides. A second Ctrl-C raises at once.
+    """
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self.kernels: list = []
+
+    def engine_kwargs(self) -> dict:
+        """papermill engine options: a kernel manager that records its kernel, and a cell-start hook."""
+        from jupyter_client.manager import AsyncKernelManager
+
+        started = self.kernels
+
+        class TrackedKernelManager(AsyncKernelManager):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                started.append(self)
+
+        return {"kernel_manager_class": TrackedKernelManager, "on_cell_start": self.before_cell}
+
+    def before_cell(self, **_ignored) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+
+    def on_sigint(self, signum, frame) -> None:
+        if self.pressed or not self.kernels:
+            raise KeyboardInterrupt
+        self.pressed = True
+        for km in self.kernels:
+            _signal_kernel(km, signum)
+
+
+def _signal_kernel(km, signum: int) -> None:
+    """Send ``signum`` to a local kernel's process group (what ``interrupt_kernel`` does), quietly."""
+    provisioner = getattr(km, "provisioner", None)
+    pgid, process = getattr(provisioner, "pgid", None), getattr(provisioner, "process", None)
+    try:
+        if pgid and hasattr(os, "killpg"):
+            os.killpg(pgid, signum)
+        elif process is not None:
+            process.send_signal(signum)
+    except OSError:  # the kernel is already gone
+        pass
+
+
+@contextlib.contextmanager
+def _forward_interrupts() -> Iterator[_InterruptForwarder]:
+    """Install :class:`_InterruptForwarder` as the SIGINT handler (main thread, and only over Python's
+    default handler: an ignored SIGINT or an application's own handler is left alone)."""
+    import signal
+    import threading
+
+    forwarder = _InterruptForwarder()
+    mine = (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    if mine:
+        signal.signal(signal.SIGINT, forwarder.on_sigint)
+    try:
+        yield forwarder
+    finally:
+        if mine:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @contextlib.contextmanager

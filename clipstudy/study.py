@@ -163,6 +163,25 @@ class RecipeStudyConfig(StudyConfig):
     seeds: tuple = (1, 2, 3)
     recipe_overrides: Mapping[str, Mapping] = field(default_factory=dict)
 
+    def __post_init__(self):
+        self.check_fields()
+
+    def check_fields(self) -> None:
+        """The shared fields have usable values (a study's own ``__post_init__`` calls this first):
+        ``model`` a name, ``methods`` at least one recipe name, ``seeds`` at least one integer >= 0,
+        ``recipe_overrides`` a mapping of mappings. Raises a :class:`ConfigError` naming the field."""
+        if not isinstance(self.model, str) or not self.model:
+            raise ConfigError(f"model must be a model name such as 'embedded', got {self.model!r}")
+        if not isinstance(self.pretrained, str):
+            raise ConfigError(f"pretrained must be a string ('' for the model's default weights), got "
+                              f"{self.pretrained!r}")
+        check_names("methods", self.methods, "recipe names")
+        check_int_list("seeds", self.seeds, low=0)
+        if not isinstance(self.recipe_overrides, Mapping) or not all(
+                isinstance(v, Mapping) for v in self.recipe_overrides.values()):
+            raise ConfigError("recipe_overrides must map recipe names to settings, e.g. "
+                              f"{{'coop': {{'max_steps': 100}}}}, got {self.recipe_overrides!r}")
+
     def recipe(self, name: str):
         """The recipe ``name`` at the study's scale with its overrides."""
         from .experiment import get_recipe
@@ -179,16 +198,48 @@ class RecipeStudyConfig(StudyConfig):
             self.recipe(name)
 
 
-def check_shots(shots: Iterable) -> None:
-    for k in shots:
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ConfigError(f"shots must be positive integers, got {k!r}")
+def _shown(value) -> str:
+    """A value as the user wrote it: tuples (lists converted by :func:`frozen`) shown as lists."""
+    return repr(list(value)) if isinstance(value, tuple) else repr(value)
+
+
+def _is_int(value) -> bool:
+    import numbers
+
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_int_list(name: str, values, low: int = 0, what: str = "") -> None:
+    """Raise :class:`ConfigError` unless ``values`` is a non-empty list or tuple of integers >= ``low``; the
+    message names the parameter ``name`` and what it accepts (``what``, default "a non-empty list of
+    integers >= low")."""
+    if not isinstance(values, (list, tuple)) or not values or not all(_is_int(v) and v >= low for v in values):
+        what = what or f"a non-empty list of integers >= {low}, e.g. [{max(low, 1)}]"
+        raise ConfigError(f"{name} must be {what}, got {_shown(values)}")
+
+
+def check_names(name: str, values, what: str = "names") -> None:
+    """Raise :class:`ConfigError` unless ``values`` is a non-empty list or tuple of non-empty strings."""
+    if not isinstance(values, (list, tuple)) or not values or not all(isinstance(v, str) and v for v in values):
+        raise ConfigError(f"{name} must be a non-empty list of {what}, got {_shown(values)}")
+
+
+def check_shots(shots) -> None:
+    """Shots per class: a non-empty list of integers >= 1."""
+    check_int_list("shots", shots, low=1, what="positive integers (a non-empty list, e.g. [1, 2, 4])")
+
+
+def check_max_steps(max_steps) -> None:
+    """``max_steps`` (a notebook parameter): an integer >= 0 (0 keeps the recipes' budgets)."""
+    if not _is_int(max_steps) or max_steps < 0:
+        raise ConfigError(f"max_steps must be an integer >= 0 (0 keeps the recipe budgets), got {max_steps!r}")
 
 
 def max_steps_overrides(methods: Iterable[str], max_steps: int = 0,
                         recipe_overrides: Mapping[str, Mapping] | None = None) -> dict:
     """``recipe_overrides`` with ``max_steps`` (when > 0) capping every method:
     ``{m: {"max_steps": max_steps, **recipe_overrides[m]}}`` for each method that is capped or overridden."""
+    check_max_steps(max_steps)
     recipe_overrides = dict(recipe_overrides or {})
     return {m: {**({"max_steps": int(max_steps)} if max_steps else {}), **recipe_overrides.get(m, {})}
             for m in methods if max_steps or m in recipe_overrides}

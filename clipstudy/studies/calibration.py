@@ -83,6 +83,7 @@ class CalibrationStudy(RecipeStudyConfig):
     def __post_init__(self):
         from ..vocabulary import MODES
 
+        self.check_fields()
         if self.split not in SPLITS:
             raise ConfigError(f"unknown base/new split {self.split!r}; valid splits: {', '.join(SPLITS)}")
         if not self.train or not self.test:

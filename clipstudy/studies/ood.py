@@ -27,7 +27,7 @@ from ..registry import Registry
 from ..data.specs import dataset_from_spec
 from ..experiment import (Outputs, TrainSet, cell_spec, checkpoint_path, few_shot_set, local_similarities,
                           method_outputs, train_method, wise_variants)
-from ..study import (RecipeStudyConfig, call_with, check_shots, max_steps_overrides, run as run_study,
+from ..study import (RecipeStudyConfig, call_with, check_names, check_shots, max_steps_overrides, run as run_study,
                      split_params)
 
 DEFAULT_SCORERS = ("mcm", "msp", "max_logit", "energy", "entropy", "variance", "energy_cos", "entropy_cos",
@@ -68,6 +68,9 @@ class OODStudy(RecipeStudyConfig):
     def __post_init__(self):
         from ..scores import SCORERS
 
+        self.check_fields()
+        check_shots(self.shots)
+        check_names("scorers", self.scorers, "scorer names")
         for name in self.scorers:
             SCORERS.get(name)  # unknown scorers list the valid ones
         for name, params in self.scorer_params.items():
@@ -75,7 +78,6 @@ class OODStudy(RecipeStudyConfig):
                 raise ConfigError(f"scorer_params[{name!r}] sets logit_scale; {name} always uses the model's own")
         if not self.ood:
             raise ConfigError("the OOD study needs at least one OOD set (ood={name: dataset spec})")
-        check_shots(self.shots)
         self.check_recipes()  # unknown recipes or settings fail before anything runs
 
     # ---- the study contract (clipstudy.study.Study)

@@ -30,7 +30,7 @@ from ..data.specs import Subset, dataset_from_spec
 from ..experiment import (TrainSet, build, cell_spec, checkpoint_path, few_shot_set, get_recipe, method_outputs,
                           recipe_spec, train_method, wise_variants)
 from ..registry import Registry
-from ..study import RecipeStudyConfig, run as run_study
+from ..study import RecipeStudyConfig, check_max_steps, run as run_study
 
 ZERO_SHOT = "zeroshot_ensemble"
 """The zero-shot row of the study: CLIP with a template-ensemble head (the same recipe the OOD study uses)."""
@@ -75,6 +75,7 @@ class RobustFTStudy(RecipeStudyConfig):
     desc = "robust fine-tuning cells"
 
     def __post_init__(self):
+        self.check_fields()
         if not self.train or not self.domains:
             raise ConfigError("the robust fine-tuning study needs a training pool (train=spec) and evaluation "
                               "domains (domains={name: spec})")
@@ -228,6 +229,7 @@ def make_study(benchmark: str = "world", *, n_train: int = 0, n_test: int = 0, c
     ``wise_alphas`` replaces the WiSE-FT grid of FT and Lipsum-FT; ``lipsum_weights`` adds Lipsum-FT runs at
     these λ (at CLIP's logit scale; the recipe's own is the paper's λ = 1)."""
     make = BENCHMARKS.get(benchmark)  # unknown names list the valid ones
+    check_max_steps(max_steps)
     kw = {k: tuple(v) if isinstance(v, list) else v for k, v in kw.items()}
     methods = tuple(kw.pop("methods", DEFAULT_METHODS))
     scale = kw.get("scale", "embedded" if benchmark == "world" else "paper")
