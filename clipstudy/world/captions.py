@@ -7,13 +7,21 @@ random subset of the factors (each with a paraphrase), e.g. "a rough sketch of a
 hexagon on a grassy background." Factors that are "none" (colour in a sketch) are never
 mentioned, so captions only state what the image shows. For cue-conflict images the class named
 is the shape class and the colour/pattern words describe the (conflicting) texture.
+
+``WorldConfig.caption_names`` (a pretraining knob; empty by default, which leaves every caption as it was)
+makes captions name some concepts less often, as web captions name rare concepts rarely: for a class group
+("id", "near_ood", "far_ood") it is the probability that a caption names an object's class (otherwise the
+class is called a "shape" or, for the far-OOD object icons, an "object"); for "pattern" and "background" it
+scales the probability that the pattern or background is mentioned (texture-only captions then say "a
+texture"). Those are the concepts whose names a downstream prompt needs and a pretraining stream can leave
+under-described, which is what gives prompt learning its headroom on CoOp's datasets (docs/world_suite.md).
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from .catalog import DOMAIN_NOUNS
+from .catalog import CLASS_INFO, DOMAIN_NOUNS
 from .config import WorldConfig
 from .sampling import STREAM_CAPTION, Scene, sample_scene, stream
 
@@ -49,49 +57,67 @@ def _choice(rng, options):
     return options[int(rng.integers(len(options)))]
 
 
-def _noun_phrase(sc: Scene, rng) -> str:
+#: What an object is called in a caption that does not name its class (``caption_names``).
+HYPERNYMS = {"id": "shape", "near_ood": "shape", "far_ood": "object"}
+
+
+def class_word(sc: Scene, rng, names: dict) -> str:
+    """The class name, or with probability ``1 - names[group]`` its hypernym (no draw without a rate)."""
+    group = CLASS_INFO[sc.class_name]["group"]
+    if group in names and rng.random() >= names[group]:
+        return HYPERNYMS[group]
+    return sc.class_name
+
+
+def _noun_phrase(sc: Scene, rng, names: dict, noun: str) -> str:
     words = []
     for factor in _ADJECTIVE_ORDER:
         value = sc.factors[factor]
-        if value != "none" and rng.random() < _P_ADJ[factor]:
+        if value != "none" and rng.random() < _P_ADJ[factor] * names.get(factor, 1.0):
             words.append(value if factor == "color" else _choice(rng, VOCAB[factor][value]))
-    return with_article(" ".join(words + [sc.class_name]))
+    return with_article(" ".join(words + [noun]))
 
 
-def _extras(sc: Scene, rng) -> str:
+def _extras(sc: Scene, rng, names: dict) -> str:
     parts = []
     for factor, p in _P_EXTRA.items():
         value = sc.factors[factor]
-        if value in VOCAB[factor] and rng.random() < p:
+        if value in VOCAB[factor] and rng.random() < p * names.get(factor, 1.0):
             parts.append(_choice(rng, VOCAB[factor][value]))
     if not parts:
         return ""
     return " " + parts[0] + "".join(", " + q for q in parts[1:])
 
 
-def _texture_np(sc: Scene, rng) -> str:
+def _texture_np(sc: Scene, rng, names: dict) -> str:
     f = sc.factors
     if f["pattern"] == "none":
+        if "background" in names and rng.random() >= names["background"]:
+            return "a texture"
         return VOCAB["background_textures"][f["background"]]
     words = [f["color"]] if rng.random() < 0.7 else []
-    words.append(_choice(rng, VOCAB["pattern"][f["pattern"]]))
+    if "pattern" not in names or rng.random() < names["pattern"]:
+        words.append(_choice(rng, VOCAB["pattern"][f["pattern"]]))
     return with_article(" ".join(words + [_choice(rng, VOCAB["texture_nouns"])]))
 
 
-def caption_scene(sc: Scene, rng, simple_prob: float) -> str:
-    """Caption of a scene, drawn with the caption generator ``rng``."""
+def caption_scene(sc: Scene, rng, simple_prob: float, names=()) -> str:
+    """Caption of a scene, drawn with the caption generator ``rng``; ``names`` is a config's
+    ``caption_names`` (see the module docstring; empty: every concept is named at the usual rates)."""
+    names = dict(names)
     domain = sc.factors["domain"]
     noun = DOMAIN_NOUNS[domain]
     simple = rng.random() < simple_prob
     if not sc.has_object:
-        np_ = _texture_np(sc, rng)
+        np_ = _texture_np(sc, rng, names)
         return f"{with_article(noun)} of {np_}." if simple else \
             f"{_choice(rng, VOCAB['domain_phrases'][domain])} {np_}."
+    word = class_word(sc, rng, names)
     if simple:
-        return simple_caption(domain, sc.class_name)
+        return f"{with_article(noun)} of {with_article(word)}."
     text = _choice(rng, VOCAB["templates"]).format(
-        dp=_choice(rng, VOCAB["domain_phrases"][domain]), np=_noun_phrase(sc, rng),
-        extras=_extras(sc, rng), noun=noun, a_noun=with_article(noun),
+        dp=_choice(rng, VOCAB["domain_phrases"][domain]), np=_noun_phrase(sc, rng, names, word),
+        extras=_extras(sc, rng, names), noun=noun, a_noun=with_article(noun),
         domain_style=_choice(rng, VOCAB["domain_style"][domain]))
     return text[0].lower() + text[1:]
 
@@ -99,4 +125,4 @@ def caption_scene(sc: Scene, rng, simple_prob: float) -> str:
 def caption(cfg: WorldConfig, index: int) -> str:
     """Caption of image ``index`` of ``cfg`` (deterministic, independent of the pixels' stream)."""
     return caption_scene(sample_scene(cfg, index), stream(cfg, index, STREAM_CAPTION),
-                         cfg.simple_caption_prob)
+                         cfg.simple_caption_prob, cfg.caption_names)

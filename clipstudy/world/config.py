@@ -10,6 +10,10 @@ from .catalog import (CLASS_NAMES, DEFAULT_MIXTURE, DOMAINS, FACTORS, KIND_DOMAI
                       SPLITS, domain_support)
 from .corruptions import CORRUPTIONS
 
+#: What ``caption_names`` can make captions name less often: the class of an object of each class group,
+#: the pattern, the background.
+NAMING_KEYS = ("id", "near_ood", "far_ood", "pattern", "background")
+
 #: Factors a texture-only image has no use for; they are always "none" there.
 _OBJECT_ONLY = ("size", "position", "rotation")
 
@@ -69,6 +73,9 @@ class WorldConfig:
     fixed: tuple[tuple[str, str], ...] = ()
     corruption: str | None = None
     severity: int = 3
+    # Caption-only knob (pretraining presets): left out of repr because repr is the image-cache key and it
+    # never changes a pixel. See NAMING_KEYS and clipstudy.world.captions.caption_scene.
+    caption_names: tuple[tuple[str, float], ...] = field(default=(), repr=False)
     _mixture: tuple[tuple[str, float], ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -121,6 +128,12 @@ class WorldConfig:
         if len({k for k, _ in fixed}) != len(fixed):
             raise ValueError(f"fixed sets a factor twice: {fixed}")
         object.__setattr__(self, "fixed", tuple(sorted(fixed)))
+        names = _as_pairs(self.caption_names, "caption_names")
+        for k, p in names:
+            _check_choice(k, NAMING_KEYS, "caption_names key")
+            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+                raise ValueError(f"caption_names[{k!r}] must be a probability in [0, 1], got {p!r}")
+        object.__setattr__(self, "caption_names", tuple(sorted((k, float(p)) for k, p in names)))
 
     def _check_fixed(self) -> None:
         for k, v in self.fixed:

@@ -74,7 +74,7 @@ class WorldDataset:
         sc = sample_scene(self.cfg, self._index(i))
         image = Image.fromarray(self._render(sc))
         text = caption_scene(sc, stream(self.cfg, sc.index, STREAM_CAPTION),
-                             self.cfg.simple_caption_prob)
+                             self.cfg.simple_caption_prob, self.cfg.caption_names)
         if self.transform is not None:
             image = self.transform(image)
         return {"image": image, "label": sc.label, "caption": text,
@@ -98,7 +98,7 @@ class WorldDataset:
         for i in indices:
             sc = sample_scene(self.cfg, self._index(i))
             out.append(caption_scene(sc, stream(self.cfg, sc.index, STREAM_CAPTION),
-                                     self.cfg.simple_caption_prob))
+                                     self.cfg.simple_caption_prob, self.cfg.caption_names))
         return out
 
     @property

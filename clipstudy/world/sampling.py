@@ -211,5 +211,5 @@ def sample_factors(cfg: WorldConfig, index: int) -> dict:
     out = {"label": sc.label, "class_name": sc.class_name, **sc.factors}
     if cfg.kind == "cue_conflict":
         out["shape_class"], out["texture_class"] = sc.class_name, sc.texture_class
-    out["caption"] = caption_scene(sc, stream(cfg, index, STREAM_CAPTION), cfg.simple_caption_prob)
+    out["caption"] = caption_scene(sc, stream(cfg, index, STREAM_CAPTION), cfg.simple_caption_prob, cfg.caption_names)
     return out
