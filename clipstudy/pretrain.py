@@ -30,6 +30,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from . import paths
 from .data.world_data import MAX_IMAGES
 from .errors import CheckpointError, ConfigError
@@ -61,6 +63,7 @@ class PretrainConfig:
     eval_every: int = 250
     eval_per_domain: int = 200
     card_eval_n: int | None = None  # images per domain of the model card's evaluation (None: see model_card)
+    texture_fraction: float = 0.0  # share of every batch that is texture-only images (see world_batches)
     world: tuple = ()  # WorldConfig overrides as (key, value) pairs
     preset: str = ""
     description: str = ""
@@ -78,6 +81,11 @@ class PretrainConfig:
         _check_positive("lr", self.lr)
         if self.max_minutes is not None:
             _check_positive("max_minutes", self.max_minutes, "minutes; None for no time limit", finite=False)
+        if not (_is_number(self.texture_fraction) and 0 <= self.texture_fraction < 1):
+            raise ConfigError(f"texture_fraction must be a number in [0, 1), got {self.texture_fraction!r}")
+        if self.texture_fraction and self.batch_size < 2:
+            raise ConfigError(f"texture_fraction > 0 needs batch_size >= 2 (texture and object images), "
+                              f"got {self.batch_size}")
         if not (_is_number(self.weight_decay) and 0 <= self.weight_decay < math.inf):
             raise ConfigError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}")
         from .train import PRECISIONS
@@ -112,6 +120,14 @@ class PretrainConfig:
         base.update(dict(self.world))
         base.update(kw)
         return WorldConfig(**base)
+
+    @property
+    def texture_batch(self) -> int:
+        """Texture-only images per batch: ``round(texture_fraction * batch_size)``, at least one when the
+        fraction is > 0 and at most ``batch_size - 1`` (0 without textures)."""
+        if not self.texture_fraction:
+            return 0
+        return min(self.batch_size - 1, max(1, int(round(self.texture_fraction * self.batch_size))))
 
     @property
     def image_size(self) -> int:
@@ -155,6 +171,10 @@ def config_changes(stored: dict, cfg: PretrainConfig) -> dict[str, tuple]:
     """``{field: (stored, new)}`` for each field that differs, apart from :data:`RESUMABLE_CHANGES`."""
     new = config_record(cfg)
     missing = "<not stored>"
+    # a field added after a state was written reads as its default there (the run was trained without it)
+    defaults = {f.name: f.default for f in dataclasses.fields(PretrainConfig)
+                if f.default is not dataclasses.MISSING and f.name not in stored}
+    stored = {**json.loads(json.dumps(defaults)), **stored}
     return {k: (stored.get(k, missing), new.get(k, missing)) for k in [*new, *(k for k in stored if k not in new)]
             if k not in RESUMABLE_CHANGES and stored.get(k, missing) != new.get(k, missing)}
 
@@ -192,18 +212,31 @@ def images_to_tensor(batch, mean, std):
 
 
 def world_batches(cfg: PretrainConfig, tokenizer, mean, std):
-    """``step -> {"images", "tokens"}``: shuffled epochs over ``n_train`` world images and captions."""
+    """``step -> {"images", "tokens"}``: shuffled epochs over ``n_train`` world images and captions.
+
+    With ``texture_fraction`` > 0, :attr:`PretrainConfig.texture_batch` images of every batch come from a
+    second stream of ``n_train`` texture-only images (pattern and background fields with their captions, in
+    the domains of the mixture that render them), with its own shuffled epochs: pretraining then sees
+    textures and scenes without an object, as CLIP's web data holds texture and scene photos."""
     from .batches import epoch_batches
     from .world import WorldDataset, sample_factors
 
+    parts = []
+    n_tex = cfg.texture_batch
     wcfg = cfg.world_config()
-    ds = WorldDataset(wcfg)
-    order = epoch_batches(len(ds), cfg.batch_size, cfg.seed, drop_last=True)
+    parts.append((wcfg, WorldDataset(wcfg), epoch_batches(cfg.n_train, cfg.batch_size - n_tex, cfg.seed,
+                                                          drop_last=True)))
+    if n_tex:
+        tcfg = cfg.world_config(kind="texture_only")
+        parts.append((tcfg, WorldDataset(tcfg), epoch_batches(cfg.n_train, n_tex, cfg.seed + 1, drop_last=True)))
 
     def batch(step: int) -> dict:
-        idx = order(step).tolist()
-        captions = [sample_factors(wcfg, i)["caption"] for i in idx]
-        return {"images": images_to_tensor(ds.get_batch(idx), mean, std), "tokens": tokenizer(captions)}
+        images, captions = [], []
+        for wc, ds, order in parts:
+            idx = order(step).tolist()
+            captions += [sample_factors(wc, i)["caption"] for i in idx]
+            images.append(ds.get_batch(idx))
+        return {"images": images_to_tensor(np.concatenate(images), mean, std), "tokens": tokenizer(captions)}
 
     return batch
 

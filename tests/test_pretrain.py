@@ -122,3 +122,44 @@ def test_state_stores_its_config_and_which_changes_may_resume(smoke_run):
     assert config_changes(stored, dataclasses.replace(cfg, max_minutes=5.0, card_eval_n=8, description="x")) == {}
     assert config_changes(stored, dataclasses.replace(cfg, steps=8, world=(("typical_texture_prob", 0.5),))) == {
         "steps": (6, 8), "world": ([], [["typical_texture_prob", 0.5]])}
+
+
+def _tokens(captions):
+    return captions  # the batches' captions as they are (no tokenizer needed to test the mixture)
+
+
+def test_texture_fraction_mixes_texture_only_images_into_every_batch():
+    import numpy as np
+
+    from clipstudy.pretrain import world_batches
+
+    base = PretrainConfig.from_preset("smoke", batch_size=16, n_train=256)
+    mixed = dataclasses_replace(base, texture_fraction=0.25)
+    assert (base.texture_batch, mixed.texture_batch) == (0, 4)
+    plain, tex = world_batches(base, _tokens, (0.5,) * 3, (0.5,) * 3), world_batches(mixed, _tokens, (0.5,) * 3, (0.5,) * 3)
+    a, b = plain(3), tex(3)
+    assert a["images"].shape == b["images"].shape == (16, 3, base.image_size, base.image_size)
+    # the last texture_batch slots are texture fields (their captions name a texture, never a class)
+    words = ("texture", "pattern", "surface", "grass", "sky", "wood", "gradient", "clutter")
+    assert all(any(w in c for w in words) for c in b["tokens"][-4:])
+    assert not any("texture" in c for c in a["tokens"])
+    np.testing.assert_array_equal(tex(3)["images"].numpy(), b["images"].numpy())  # deterministic per step
+
+
+def test_texture_fraction_is_checked_and_old_states_read_it_as_zero():
+    from clipstudy.pretrain import config_changes, config_record
+
+    base = PretrainConfig.from_preset("smoke")
+    for bad in (-0.1, 1.0, "0.2"):
+        with pytest.raises(ConfigError, match="texture_fraction"):
+            dataclasses_replace(base, texture_fraction=bad)
+    stored = config_record(base)
+    del stored["texture_fraction"]  # a state written before the field existed
+    assert config_changes(stored, base) == {}
+    assert "texture_fraction" in config_changes(stored, dataclasses_replace(base, texture_fraction=0.5))
+
+
+def dataclasses_replace(cfg, **changes):
+    import dataclasses
+
+    return dataclasses.replace(cfg, **changes)
