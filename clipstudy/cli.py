@@ -71,11 +71,18 @@ def _line(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3].rstrip() + "..."
 
 
+def suites() -> dict[str, list[str]]:
+    """Dataset suites averaged over as a paper averages its benchmarks: suite name -> its dataset names."""
+    from .data.world_suite import SUITES
+
+    return {name: list(names) for name, names in SUITES.items()}
+
+
 def cmd_info(args) -> int:
     reg = registries()
     desc = descriptions(reg)
     if args.json:
-        print(json.dumps({**reg, "descriptions": desc}, indent=2))
+        print(json.dumps({**reg, "suites": suites(), "descriptions": desc}, indent=2))
         return 0
     from .models import project_model_names
     from .recipes import RECIPES
@@ -93,6 +100,9 @@ def cmd_info(args) -> int:
                 print(f"  {n:<22} {'[' + study + ']':<13} {_line(desc[key][n], 96)}")
             else:
                 print(f"  {n:<22} {_line(desc[key][n], 110)}")
+    print("\nsuites:")
+    for name, names in suites().items():
+        print(f"  {name:<22} {', '.join(names)}")
     return 0
 
 
@@ -125,14 +135,23 @@ def cmd_zeroshot(args) -> int:
     from .prompts import get_templates
 
     # bad inputs and an unwritable feature cache fail before the model is loaded and any image is encoded
-    DATASETS.get(args.dataset)
-    if not 1 <= args.n <= MAX_IMAGES:
+    import inspect
+
+    from .evaluate import OWN_TEMPLATES
+
+    builder = DATASETS.get(args.dataset)
+    takes_n = "n" in inspect.signature(builder.build).parameters  # the world and its suite render n images
+    if args.n is not None and not 1 <= args.n <= MAX_IMAGES:
         raise ConfigError(f"--n must be in 1..{MAX_IMAGES:,} (world images per domain, each rendered in memory), "
                           f"got {args.n}")
-    get_templates(args.templates)
+    if args.n is not None and not takes_n:
+        raise ConfigError(f"--n sets how many images a rendered dataset has; {args.dataset!r} is read from disk "
+                          "(use --data-root)")
+    if args.templates not in OWN_TEMPLATES:
+        get_templates(args.templates)
     paths.require_writable(paths.cache_dir(), paths.writable_hint("cache"))
     loaded, notes = _load_with_notes(args)
-    options = {"n": args.n} if args.dataset == "world" else {}
+    options = {"n": args.n} if args.n is not None else {}
     domains = args.domain.split(",") if args.domain else None
     results = zeroshot_by_domain(loaded, args.dataset, root=args.data_root, domains=domains,
                                  templates=args.templates, progress=not args.json, **options)
@@ -141,10 +160,14 @@ def cmd_zeroshot(args) -> int:
     num_classes = len(next(iter(results.values())).classnames)
     acc = {d: round(r.accuracy, 4) for d, r in results.items()}
     if args.json:
+        prompts = {d: r.templates for d, r in results.items()}
         print(json.dumps({"model": args.model, "pretrained": loaded.pretrained, "random_init": loaded.random_init,
-                          "dataset": args.dataset, "num_classes": num_classes, "accuracy": acc}))
+                          "dataset": args.dataset, "num_classes": num_classes, "templates": prompts,
+                          "accuracy": acc}))
         return 0
-    print(f"zero-shot top-1, {args.model} on {args.dataset} ({num_classes} classes, chance {1 / num_classes:.1%})")
+    shown = {str(r.templates) for r in results.values()}
+    print(f"zero-shot top-1, {args.model} on {args.dataset} ({num_classes} classes, chance {1 / num_classes:.1%}; "
+          f"templates: {', '.join(sorted(shown))})")
     width = max(len(d) for d in acc)
     for d, a in acc.items():
         print(f"  {d:<{width}}  {a:6.1%}  (n={len(results[d].labels)})")
@@ -248,8 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
     zs.add_argument("--dataset", default="world")
     zs.add_argument("--data-root", default=None)
     zs.add_argument("--domain", default=None, help="comma-separated subset of the dataset's domains")
-    zs.add_argument("--templates", default="photo", help="photo (single prompt), imagenet80, mcm")
-    zs.add_argument("--n", type=int, default=1000, help="world images per domain")
+    zs.add_argument("--templates", default="auto",
+                    help="auto (the dataset's own prompt if it has one, else photo), dataset (its own prompt), "
+                         "photo (single prompt), imagenet80, mcm, or a prompt with {}")
+    zs.add_argument("--n", type=int, default=None,
+                    help="images per domain of a rendered dataset (world: 1000, world suite: its test size)")
     zs.add_argument("--device", default="cpu")
     zs.add_argument("--download", action="store_true", help="allow downloading pretrained weights")
     zs.add_argument("--json", action="store_true")

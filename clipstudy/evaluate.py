@@ -17,6 +17,7 @@ class ZeroShotResult:
     labels: np.ndarray
     similarities: np.ndarray  # [N, K] cosine similarities
     factors: object = None  # per-image factor table (world datasets), else None
+    templates: object = None  # the template set or prompt the class heads were built from
 
     @property
     def predictions(self) -> np.ndarray:
@@ -42,7 +43,27 @@ def zeroshot_on(loaded, dataset, templates="photo", *, progress: bool = True, ca
     sims = head.predict_similarities(fs.features).numpy()
     factors = dataset.factor_table() if hasattr(dataset, "factor_table") else None
     return ZeroShotResult(getattr(dataset, "domain", dataset.name), tuple(dataset.classnames),
-                          fs.labels.numpy(), sims, factors)
+                          fs.labels.numpy(), sims, factors, templates)
+
+
+OWN_TEMPLATES = ("auto", "dataset")
+"""Template choices that read a dataset's own prompt (``ds.template``: CoOp's hand-crafted prompt of each CoOp
+dataset, the world suite's prompts): ``dataset`` requires one, ``auto`` falls back to the photo prompt."""
+
+
+def resolve_templates(templates, dataset):
+    """The templates to use on ``dataset``: ``templates`` itself, or for ``auto``/``dataset`` its own prompt."""
+    from .errors import ConfigError
+
+    if not (isinstance(templates, str) and templates in OWN_TEMPLATES):
+        return templates
+    own = getattr(dataset, "template", None)
+    if own:
+        return own
+    if templates == "dataset":
+        raise ConfigError(f"dataset {getattr(dataset, 'name', dataset)!r} has no prompt of its own (ds.template); "
+                          "pass a template set (photo, imagenet80, mcm) or a prompt with '{}'")
+    return "photo"
 
 
 def zeroshot_by_domain(loaded, dataset: str = "world", *, root=None, domains=None, templates="photo",
@@ -50,15 +71,18 @@ def zeroshot_by_domain(loaded, dataset: str = "world", *, root=None, domains=Non
                        **options) -> dict[str, ZeroShotResult]:
     """Zero-shot results for each domain of a dataset (one domain, named after it, if it has none).
 
-    ``templates`` and every domain's dataset (``n`` images of the world: 1..``MAX_IMAGES``) are checked
-    before any image is encoded, so a bad value fails at once with one line."""
+    ``templates`` is a template set, a prompt with ``{}``, or ``auto``/``dataset`` for the dataset's own prompt
+    (:func:`resolve_templates`). The templates and every domain's dataset (``n`` images of the world:
+    1..``MAX_IMAGES``) are checked before any image is encoded, so a bad value fails at once with one line."""
     from .prompts import get_templates
 
-    get_templates(templates)  # an unknown template set lists the valid ones
     domains = domains or dataset_domains(dataset, root)
     built = {domain: build_dataset(dataset, root=root, split=split, domain=domain, **options) for domain in domains}
+    chosen = {domain: resolve_templates(templates, ds) for domain, ds in built.items()}
+    for t in chosen.values():
+        get_templates(t)  # an unknown template set lists the valid ones
     heads = {}
-    return {domain: zeroshot_on(loaded, ds, templates, progress=progress, cache=cache, heads=heads)
+    return {domain: zeroshot_on(loaded, ds, chosen[domain], progress=progress, cache=cache, heads=heads)
             for domain, ds in built.items()}
 
 

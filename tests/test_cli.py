@@ -19,7 +19,7 @@ def test_info_json_lists_every_registry():
     out = run_cli("info", "--json")
     assert out.returncode == 0, out.stderr
     reg = json.loads(out.stdout)
-    assert set(reg) == {*POINTS, "descriptions"}
+    assert set(reg) == {*POINTS, "suites", "descriptions"}
     assert "embedded" in reg["models"] and "ViT-B-16" in reg["models"]
     assert {"world", "imagefolder"} <= set(reg["datasets"])
     assert {"zeroshot", "linear_probe"} <= set(reg["methods"])
