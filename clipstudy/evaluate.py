@@ -133,3 +133,40 @@ def corruption_accuracy(loaded, corruptions=None, severities=(3,), *, n: int = 5
             res = zeroshot_on(loaded, ds, templates, progress=progress, cache=cache, heads=heads)
             rows.append({"corruption": c, "severity": s, "accuracy": res.accuracy})
     return rows
+
+
+def zeroshot_calibration(result: ZeroShotResult, logit_scale: float, classes=None) -> dict:
+    """Accuracy, mean confidence and ECE (10 equal-width ``[lower, upper)`` bins, the DAC/DOR convention; and
+    ECE-15 as Tu et al. bin it) of a zero-shot result at the model's logit scale, softmax over all classes or,
+    with ``classes``, over those classes on the images of those classes (a CoOp base or new group,
+    docs/protocols.md §0.5)."""
+    from .metrics import calibration_summary
+
+    sims, labels = result.similarities, result.labels
+    if classes is not None:
+        cols = [result.classnames.index(c) for c in classes]
+        keep = np.isin(labels, cols)
+        remap = {c: i for i, c in enumerate(cols)}
+        sims, labels = sims[keep][:, cols], np.array([remap[y] for y in labels[keep]], np.int64)
+    s = calibration_summary(logit_scale * sims, labels, from_logits=True)
+    return {k: round(s[k], 4) for k in ("accuracy", "confidence", "ece", "ece15")}
+
+
+def suite_zeroshot(loaded, suite: str = "world-suite", *, n: int | None = None, seed: int = 0,
+                   progress: bool = True, cache: bool = True) -> dict:
+    """Zero-shot calibration of a model on every dataset of a suite, each with its own prompt (test split):
+    ``{dataset: {"base"|"new"|"all": zeroshot_calibration}}`` plus ``"mean"`` over the datasets (the paper's
+    average over its datasets, Wang et al. Table 1)."""
+    from .data.world_suite import SUITES, base_new_split
+
+    scale = float(loaded.logit_scale)
+    out = {}
+    for name in SUITES[suite]:
+        ds = build_dataset(name, split="test", seed=seed, **({"n": n} if n else {}))
+        res = zeroshot_on(loaded, ds, resolve_templates("dataset", ds), progress=progress, cache=cache)
+        base, new = base_new_split(name)
+        out[name] = {"base": zeroshot_calibration(res, scale, base), "new": zeroshot_calibration(res, scale, new),
+                     "all": zeroshot_calibration(res, scale)}
+    out["mean"] = {g: {k: round(float(np.mean([out[d][g][k] for d in SUITES[suite]])), 4)
+                       for k in ("accuracy", "confidence", "ece", "ece15")} for g in ("base", "new", "all")}
+    return out

@@ -315,14 +315,20 @@ def _trained_seconds(state: Path) -> float:
 def model_card(loaded, cfg: PretrainConfig, history: list, seconds: float, progress: bool = True) -> dict:
     """Measured facts about a pretrained model: zero-shot accuracy per domain and per factor value
     (photo prompt, all world classes), shape bias on cue-conflict images, accuracy under each
-    corruption at severity 3. ``cfg.card_eval_n`` sets the evaluation size (images per domain; half of it
-    per corruption); by default ``eval_per_domain`` for runs of at most 100 steps, else at least 1000."""
-    from .evaluate import accuracy_by_factor, corruption_accuracy, shape_bias_on_world, zeroshot_by_domain
+    corruption at severity 3, the logit scale, zero-shot calibration per domain (ECE and mean confidence at
+    the model's own scale) and on every dataset of the world suite with its own prompt (base, new and all
+    classes: :func:`clipstudy.evaluate.suite_zeroshot`). ``cfg.card_eval_n`` sets the evaluation size (images
+    per domain; half of it per corruption; the suite's test splits keep their size unless it is set); by
+    default ``eval_per_domain`` for runs of at most 100 steps, else at least 1000."""
+    from .evaluate import (accuracy_by_factor, corruption_accuracy, shape_bias_on_world, suite_zeroshot,
+                           zeroshot_by_domain, zeroshot_calibration)
 
     n = cfg.card_eval_n or (cfg.eval_per_domain if cfg.steps <= 100 else max(cfg.eval_per_domain, 1000))
     kw = dict(seed=cfg.seed, progress=progress, cache=False)
     results = zeroshot_by_domain(loaded, "world", n=n, **kw)
     factors = accuracy_by_factor(results["photo"])
+    scale = float(loaded.logit_scale)
+    small = cfg.card_eval_n or (cfg.eval_per_domain if cfg.steps <= 100 else None)
     last = history[-1] if history else {}
     return {
         "arch": cfg.arch, "preset": cfg.preset, "seed": cfg.seed, "loss": cfg.loss,
@@ -331,6 +337,9 @@ def model_card(loaded, cfg: PretrainConfig, history: list, seconds: float, progr
         "zeroshot_prompt": "a photo of a {}.",
         "zeroshot_accuracy": {d: round(r.accuracy, 4) for d, r in results.items()},
         "num_classes": len(next(iter(results.values())).classnames),
+        "logit_scale": round(scale, 3),
+        "zeroshot_calibration": {d: zeroshot_calibration(r, scale) for d, r in results.items()},
+        "suite_zeroshot": suite_zeroshot(loaded, n=small, seed=cfg.seed, progress=progress, cache=False),
         "photo_accuracy_by_factor": {f: {r.value: round(r.accuracy, 4) for r in g.itertuples()}
                                      for f, g in factors.groupby("factor", sort=False)},
         "shape_bias": {k: round(v, 4) for k, v in shape_bias_on_world(loaded, n=n, **kw).items()},
@@ -341,7 +350,6 @@ def model_card(loaded, cfg: PretrainConfig, history: list, seconds: float, progr
 
 
 def card_markdown(card: dict) -> str:
-    rows = "\n".join(f"| {d} | {a:.1%} |" for d, a in card["zeroshot_accuracy"].items())
     chance = 1 / card["num_classes"]
     curve = "\n".join(
         f"| {h['step']} | {h['seconds'] / 60:.1f} | {h.get('loss', float('nan')):.3f} | "
@@ -351,6 +359,25 @@ def card_markdown(card: dict) -> str:
     factor_rows = "\n".join(f"| {f} | " + ", ".join(f"{v} {a:.0%}" for v, a in vals.items()) + " |"
                             for f, vals in card["photo_accuracy_by_factor"].items())
     corr_rows = "\n".join(f"| {c} | {a:.1%} |" for c, a in card["corruption_accuracy_severity3"].items())
+    calib = card.get("zeroshot_calibration", {})
+    rows = "\n".join(f"| {d} | {a:.1%} | " + (f"{calib[d]['confidence']:.1%} | {calib[d]['ece']:.1%} |"
+                                             if d in calib else "- | - |")
+                     for d, a in card["zeroshot_accuracy"].items())
+    suite = card.get("suite_zeroshot", {})
+    suite_rows = "\n".join(
+        f"| {name} | " + " | ".join(f"{g[k]:.1%}" for grp in ("base", "new", "all") for g in [r[grp]]
+                                   for k in ("accuracy", "confidence", "ece")) + " |"
+        for name, r in suite.items())
+    suite_part = f"""
+## Zero-shot calibration on the world suite (each dataset's own prompt, test split)
+
+Softmax at the model's logit scale ({card.get('logit_scale', float('nan')):.2f}) over a dataset's base classes
+(images of base classes), new classes, or all classes; ECE with 10 equal-width bins (DAC's convention).
+
+| dataset | base acc | base conf | base ECE | new acc | new conf | new ECE | all acc | all conf | all ECE |
+|---|---|---|---|---|---|---|---|---|---|
+{suite_rows}
+""" if suite else ""
     sb = card["shape_bias"]
     return f"""# Model card: `{card['preset'] or card['arch']}`
 
@@ -361,12 +388,12 @@ on this machine's CPU. Reproduce with `clipstudy pretrain --preset {card['preset
 ## Zero-shot top-1 accuracy per domain
 
 Prompt "{card['zeroshot_prompt']}" over all {card['num_classes']} world classes (chance {chance:.1%}),
-on the world's test split.
+on the world's test split; mean confidence and ECE (10 bins) at the model's logit scale.
 
-| domain | accuracy |
-|---|---|
+| domain | accuracy | mean confidence | ECE |
+|---|---|---|---|
 {rows}
-
+{suite_part}
 ## Zero-shot accuracy per factor value (photo domain)
 
 | factor | accuracy per value |

@@ -163,3 +163,21 @@ def dataclasses_replace(cfg, **changes):
     import dataclasses
 
     return dataclasses.replace(cfg, **changes)
+
+
+def test_card_reports_calibration_per_domain_and_on_the_suite(smoke_run):
+    import numpy as np
+
+    from clipstudy.data.world_suite import SUITES
+
+    cfg, card, tmp_path = smoke_run
+    assert card["logit_scale"] > 0
+    assert set(card["zeroshot_calibration"]) == set(card["zeroshot_accuracy"])
+    for d, c in card["zeroshot_calibration"].items():
+        assert c["accuracy"] == pytest.approx(card["zeroshot_accuracy"][d], abs=1e-4)
+        assert 0 <= c["ece"] <= 1 and 0 < c["confidence"] <= 1
+    suite = card["suite_zeroshot"]
+    assert set(suite) == {*SUITES["world-suite"], "mean"}
+    assert suite["mean"]["base"]["ece"] == pytest.approx(
+        np.mean([suite[d]["base"]["ece"] for d in SUITES["world-suite"]]), abs=1e-3)
+    assert "Zero-shot calibration on the world suite" in (tmp_path / "run" / "card.md").read_text()
