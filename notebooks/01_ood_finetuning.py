@@ -30,32 +30,49 @@
 # classes in another visual domain) are scored the same way and reported separately: they should *not*
 # be flagged as OOD.
 #
-# **Embedded default.** ID = the world's 30 ID shape classes in the photo domain; OOD = near-OOD sibling
-# shapes (heptagon next to hexagon), far-OOD object icons, and texture-only images (the Textures
-# analogue); shift = the ID classes as paintings. **Changes of protocol forced by the embedded world**
-# (all in `clipstudy/data/resources/recipes.json`, printed below): training runs are capped (CoOp 300
-# steps, CoCoOp 100, full FT 150) to fit a 2-core CPU; learning rates are scaled up because the embedded model's
-# logit scale is 22.7, not CLIP's 100 (so MSP here is MCM at T = 1/22.7, not 1/100); CoOp starts from
-# "a photo of a" (CoOp's `ctxv1` setting) because 300 steps cannot learn 16 random context vectors; the
-# prompt ensemble is the world's 30 caption phrases instead of the 80 ImageNet templates. The `paper`
-# profile runs the paper's settings on ImageNet with the MCM OOD sets.
+# **Embedded default: the world suite** (`docs/world_suite.md`). ID = `world-shapes`, the suite's ImageNet
+# analogue: the world's 30 ID shape classes as photos, scored with the dataset's own prompt
+# `a photo of a {}.` (zero-shot head, the heads that start from it, and CoOp/CoCoOp's initial context), as
+# CoOp prompts each dataset with its own template. OOD = near-OOD sibling shapes (heptagon next to hexagon),
+# far-OOD object icons and texture-only images (the Textures analogue), drawn from the world's own streams,
+# never from a suite dataset's images. Covariate shift = `world-sketch` (the ImageNet-Sketch analogue) and
+# `world-infograph`: the same 30 classes in the same order, in other domains.
+#
+# **Where the embedded world changes the protocol.** *Data:* Ming & Li use ImageNet-1k and smaller ID sets
+# (CUB-200, Stanford Cars, Food-101, Oxford Pets) against iNaturalist, SUN, Places and Textures. Here there is one
+# ID set: the suite's other tasks hold 01's OOD concepts (`world-siblings` the near-OOD classes, `world-icons` the
+# far-OOD classes, `world-textures` the texture-only concept) or are labelled by the background that every OOD
+# image has too (`world-scenes`), so none of them can be ID; and the OOD sets are the world's sibling shapes, icons
+# and pattern fields rather than natural-image datasets. `id_dataset` can make `world-sketch` or `world-infograph`
+# the ID set instead (with `shift_domains` naming the other two same-class datasets). *Prompt:* each ID set's own
+# prompt, in the phrasing of the world's captions (`a photo of a {}.` with its period), where MCM's code uses `a
+# photo of a {}` for every ID set. *Training* (all in `clipstudy/recipes/*.json`, printed below): runs are capped
+# (CoOp 300 steps, CoCoOp 100, full FT 150) to fit a 2-core CPU; learning rates are scaled up because the embedded
+# model's logit scale is far below CLIP's 100 (so MSP here is MCM at T = 1/scale, not 1/100: `msp_temperature`
+# below); CoOp starts from the ID prompt's phrase "a photo of a" (CoOp's `ctxv1` setting) because 300 steps cannot
+# learn 16 random context vectors; the prompt ensemble is the world's 30 caption phrases instead of the 80 ImageNet
+# templates. The `paper` profile runs the paper's settings on ImageNet with the MCM OOD sets and MCM's prompt. The
+# older `world` benchmark (ID and OOD sets all from the `world` dataset's streams, no dataset prompt) stays
+# available as `benchmark = "world"`.
 
 # %% tags=["parameters"]
 model = "embedded"        # embedded, a clipstudy-* config or any open_clip architecture
 pretrained = ""           # empty: the default weights of the model, or an open_clip tag, or a checkpoint file
 data_root = ""            # real benchmarks: the folder holding imagenet, iNaturalist, SUN, Places, dtd
 device = "cpu"
-benchmark = "world"       # world (embedded) or imagenet (ImageNet vs iNaturalist/SUN/Places/Textures)
+benchmark = "world-suite"  # world-suite (embedded), world (the older world sets), imagenet (MCM's OOD sets)
+id_dataset = "world-shapes"  # world-suite: the ID set (world-shapes, world-sketch or world-infograph)
 scale = "embedded"        # recipe scale: embedded (CPU budget) or paper (the papers' settings)
 methods = ["zeroshot", "zeroshot_ensemble", "linear_probe", "coop", "cocoop", "clip_adapter", "finetune"]
 shots = [1, 2, 4, 8, 16]
 seeds = [1, 2, 3]
 scorers = ["mcm", "msp", "max_logit", "energy", "entropy", "variance", "energy_cos", "entropy_cos", "variance_cos",
            "mahalanobis", "knn", "gl_mcm"]  # *_cos: on raw cosines at T = 1 (MCM code); the others: on logits
-n_train = 1200            # world: training pool the shots are drawn from
+n_train = 1200            # world-suite, world: training pool the shots are drawn from
 n_test = 600              # ID test images; imagenet: a seeded subset of val, 0 for all
 n_ood = 300               # images per OOD and shift set; imagenet: 0 for all
-shift_domains = ["painting"]   # world domains, or ImageNet variants such as imagenet_sketch
+shift_domains = ["sketch", "infograph"]  # world-suite: world-sketch, world-infograph; world: its domains;
+                                         # imagenet: variants such as imagenet_sketch
 max_steps = 0             # caps the steps of every trained method; 0 keeps the recipe budgets
 recipe_overrides = {}     # per recipe settings, e.g. {"coop": {"epochs": 50}}
 seed = 0                  # seed of the evaluation sets
@@ -70,12 +87,12 @@ from clipstudy.studies import ood, ood_figures as figs
 
 session = nb.setup_notebook("01_ood_finetuning.ipynb", globals())
 study = ood.make_study(benchmark, n_train=n_train, n_test=n_test, n_ood=n_ood, shift_domains=shift_domains,
-                       seed=seed, model=model, pretrained=pretrained, data_root=data_root, device=device,
-                       scale=scale, methods=methods, shots=shots, seeds=seeds, scorers=scorers,
+                       id_dataset=id_dataset, seed=seed, model=model, pretrained=pretrained, data_root=data_root,
+                       device=device, scale=scale, methods=methods, shots=shots, seeds=seeds, scorers=scorers,
                        max_steps=max_steps, recipe_overrides=recipe_overrides)
 pd.DataFrame([{"recipe": m, **{k: getattr(r, k) for k in ("method", "params", "optimizer", "lr", "batch_size",
                                                            "max_steps", "precision", "wise_alphas")}}
-              for m in methods for r in [study.recipe(m)]]).set_index("recipe")
+              for m in methods for r in [study.trained_recipe(m)]]).set_index("recipe")
 
 # %% [markdown]
 # ## Run the study
@@ -94,7 +111,7 @@ results.accuracy.groupby(["variant", "shots"])["id_accuracy"].mean().unstack("sh
 #
 # **Claims tested:** (1) the choice of OOD score matters after fine-tuning; (2) MCM is consistently a
 # promising score. Each panel is a methods × scores grid at the largest shot count (mean over seeds), per
-# OOD set, their mean, and the covariate-shift set (where AUROC near 0.5 is the desired outcome).
+# OOD set, their mean, and each covariate-shift set (where AUROC near 0.5 is the desired outcome).
 # The caption under the figure is computed from this run: a score (or method) counts as better than another
 # only when the difference of their mean AUROC exceeds the spread over seeds; smaller differences are
 # reported as ties.
@@ -110,7 +127,7 @@ session.caption(texts["scores"]);
 # ### Energy, entropy and variance: on the model's logits or on cosines?
 #
 # `energy`, `entropy` and `variance` are computed on the model's logits, cosine × the model's own logit
-# scale (22.7 here, 100 for CLIP), which is where energy is defined: Liu et al., "Energy-based
+# scale (100 for CLIP), which is where energy is defined: Liu et al., "Energy-based
 # out-of-distribution detection" (NeurIPS 2020, Sec. 2), `E(x) = −T·log Σ_k exp(f_k(x)/T)` on a classifier's
 # logits `f`, T = 1. The `*_cos` variants compute the same formulas on the raw cosine similarities at
 # T = 1, which is what the MCM reference code does (`deeplearning-wisc/MCM`, `utils/detection_util.py`,

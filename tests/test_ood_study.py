@@ -259,3 +259,125 @@ def test_captions_quote_this_runs_numbers_and_explain_only_failed_claims():
     caps = ood.captions(lost, ood.verdicts(lost))
     assert ("A possible reason: few-shot training barely moves this model: CoOp's ID accuracy is 84.0% ± 1.0%"
             in caps["shots"])
+
+
+# ------------------------------------------------------------------ the world-suite benchmark (issue 16, item 3)
+def test_world_suite_is_the_default_benchmark_and_keeps_ood_sets_off_the_suite():
+    """ID = world-shapes (train split for the shots, test split for evaluation); OOD sets named and built as
+    the ``world`` benchmark's, from the ``world`` dataset's own streams; shift = world-sketch and
+    world-infograph (same classes, same order). The ``world`` benchmark stays registered."""
+    from clipstudy.data.world_suite import SUITES
+
+    assert {"world-suite", "world", "imagenet"} <= set(ood.BENCHMARKS) and ood.DEFAULT_BENCHMARK == "world-suite"
+    study = ood.make_study(n_train=300, n_test=90, n_ood=45)
+    assert study.train == {"dataset": "world-shapes", "split": "train", "n": 300, "seed": 0}
+    assert study.id_test == {"dataset": "world-shapes", "split": "test", "n": 90, "seed": 0}
+    assert set(study.shift) == {"world-sketch", "world-infograph"}
+    assert all(s["split"] == "test" and s["n"] == 45 for s in study.shift.values())
+    old = ood.ood_benchmark("world", n_ood=45)
+    assert dict(study.ood) == old["ood"]  # the same OOD sets as before: names, specs, images
+    assert not {s["dataset"] for s in study.ood.values()} & set(SUITES["world-suite"])
+    sketch = ood.make_study(id_dataset="sketch", shift_domains=["world-shapes"], n_ood=45)
+    assert sketch.train["dataset"] == "world-sketch" and set(sketch.shift) == {"world-shapes"}
+    assert sketch.ood["near_ood"]["domain"] == "sketch"  # OOD sets in the ID set's domain
+    for bad in ("world-siblings", "world-icons", "world-textures", "world-scenes"):
+        with pytest.raises(ConfigError, match="valid: world-shapes, world-sketch, world-infograph"):
+            ood.make_study(id_dataset=bad)
+    with pytest.raises(ConfigError, match="include the ID set 'world-shapes'"):
+        ood.make_study(shift_domains=["sketch", "shapes"])
+    with pytest.raises(ConfigError, match="covariate-shift set 'painting'"):
+        ood.make_study(shift_domains=["painting"])
+
+
+def test_world_suite_study_data_has_the_id_template_and_disjoint_ood_classes(home):
+    study = ood.make_study(n_train=60, n_test=30, n_ood=30, model="clipstudy-micro", pretrained="random",
+                           methods=["zeroshot"], shots=[1], seeds=[1])
+    data = ood.load_study_data(study, progress=False)
+    assert data.id_test.name == "world-shapes" and data.pool.split == "train" and data.id_test.split == "test"
+    assert data.template == data.id_test.template == "a photo of a {}."
+    assert set(data.shift) == {"world-sketch", "world-infograph"}
+    assert all(ds.classnames == data.classnames for ds in data.shift.values())
+    for name, ds in data.ood.items():
+        shown = {row["class_name"] for row in ds.factor_table()}
+        assert not shown & set(data.classnames), name  # no OOD image shows an ID class
+    assert {row["class_name"] for row in data.ood["texture"].factor_table()} == {"texture"}  # no object at all
+    # a subset of the ID set (max_images) still carries its prompt (read through the wrapper)
+    sub = ood.make_study(n_train=60, n_test=30, n_ood=30, methods=["zeroshot"])
+    sub = ood.OODStudy(**{**{k: getattr(sub, k) for k in ("train", "ood", "shift", "methods")},
+                          "id_test": {**sub.id_test, "max_images": 10}, "model": "clipstudy-micro",
+                          "pretrained": "random"})
+    assert sub.id_template(ood.dataset_from_spec(sub.id_test)) == "a photo of a {}."
+
+
+def test_the_id_prompt_goes_into_every_single_prompt_recipe():
+    """Zero-shot head, the heads initialised from it, CoOp/CoCoOp's initial context: the ID set's prompt;
+    prompt ensembles and random contexts unchanged; the ``world`` benchmark's recipes (no dataset prompt)
+    unchanged, so its stored cells keep their specs."""
+    methods = ["zeroshot", "zeroshot_ensemble", "linear_probe", "coop", "cocoop", "clip_adapter", "finetune"]
+    suite = ood.make_study(methods=methods)
+    assert suite.id_template() == "a photo of a {}."
+    kw = {m: suite.trained_recipe(m).kwargs for m in methods}
+    assert {kw[m]["templates"] for m in ("zeroshot", "linear_probe", "clip_adapter", "finetune")} == {
+        "a photo of a {}."}
+    assert kw["zeroshot_ensemble"]["templates"] == "world"
+    assert kw["coop"]["ctx_init"] == kw["cocoop"]["ctx_init"] == "a photo of a"
+    sketch = ood.make_study(id_dataset="world-sketch", shift_domains=["shapes"], methods=methods)
+    assert sketch.trained_recipe("zeroshot").kwargs["templates"] == "a sketch of a {}."
+    assert sketch.trained_recipe("coop").kwargs["ctx_init"] == "a sketch of a"
+    world = ood.make_study("world", methods=methods)
+    assert world.id_template() is None
+    assert all(world.trained_recipe(m) == world.recipe(m) for m in methods)
+    assert ood.make_study(methods=methods, template="recipe").trained_recipe("zeroshot").kwargs["templates"] == "mcm"
+    # a prompt with words after the class name cannot start CoOp's "{context} {name}." prompt: context kept
+    texture = ood.with_id_prompt(suite.recipe("coop"), "a photo of a {} texture.")
+    assert texture.kwargs["ctx_init"] == "a photo of a"
+    assert ood.with_id_prompt(suite.recipe("zeroshot"), "a photo of a {} texture.").kwargs["templates"] == (
+        "a photo of a {} texture.")
+    paper = ood.make_study(methods=["coop"], scale="paper")
+    assert paper.trained_recipe("coop").kwargs["ctx_init"] == ""  # random context: nothing to initialise
+    assert ood.with_id_prompt(ood.make_study(methods=["zeroshot"]).recipe("zeroshot").replace(
+        params={"templates": "dataset"}), None).kwargs["templates"] == "a photo of a {}."
+    with pytest.raises(ConfigError, match="template must be a prompt with one"):
+        ood.make_study(template="a photo")
+
+
+def test_world_suite_cells_train_and_score_with_the_id_prompt(home):
+    """A tiny run on the suite benchmark: every set scored, the cells' recipes carry the ID prompt, and the
+    zero-shot similarities are those of the ID prompt's head."""
+    from clipstudy.methods import build_method
+
+    study = ood.make_study(n_train=60, n_test=30, n_ood=30, model="clipstudy-micro", pretrained="random",
+                           methods=["zeroshot", "coop"], shots=[1], seeds=[1], scorers=["mcm", "msp"],
+                           max_steps=1)
+    res = ood.run(study, ResultStore(home / "suite"), progress=False)
+    assert set(res.ood.set) == {"near_ood", "far_ood", "texture", "world-sketch", "world-infograph"}
+    assert set(res.ood.loc[res.ood.group == "shift", "set"]) == {"world-sketch", "world-infograph"}
+    specs = {c["variant"]: c["spec"] for c in res.cells}
+    assert specs["zeroshot"]["recipe"]["params"]["templates"] == "a photo of a {}."
+    assert specs["coop"]["recipe"]["params"]["ctx_init"] == "a photo of a"
+    assert specs["zeroshot"]["eval_sets"]["id_test"].startswith("world-suite-v1:world-shapes:test")
+    data = ood.load_study_data(study, progress=False)
+    stored = res.sims("zeroshot", 1, 1)["id/sims"].astype(np.float32)
+
+    def sims(template):
+        method = build_method("zeroshot", data.loaded, data.classnames, templates=template)
+        return ood.method_outputs(method, data.loaded, data.id_test, name="id", progress=False).sims
+
+    np.testing.assert_allclose(stored, sims("a photo of a {}."), atol=2e-3)  # the ID prompt's head
+    assert np.abs(stored - sims("mcm")).max() > 1e-2  # not MCM's prompt
+
+
+def test_the_scores_caption_names_every_covariate_shift_set():
+    import pandas as pd
+
+    res = _handmade({("zeroshot", "mcm"): [0.70] * 3, ("zeroshot", "msp"): [0.78] * 3})
+    shift = res.ood.drop_duplicates(["variant", "scorer", "seed"]).assign(group="shift")
+    both = pd.concat([res.ood, shift.assign(set="world-sketch", auroc=0.60),
+                      shift.assign(set="world-infograph", auroc=0.70)], ignore_index=True)
+    two = ood.OODResults(both, res.accuracy, res.sweep, [], None, 22.7)
+    caption = ood.captions(two, ood.verdicts(two))["scores"]
+    assert "On the covariate-shift sets (world-sketch, world-infograph; AUROC averaged over them)" in caption
+    assert "zeroshot: mcm 0.650 ± 0.000" in caption  # (0.60 + 0.70) / 2: the mean over both sets
+    one = ood.OODResults(pd.concat([res.ood, shift.assign(set="world-sketch")], ignore_index=True), res.accuracy,
+                         res.sweep, [], None, 22.7)
+    assert "On the covariate-shift set world-sketch (" in ood.captions(one, ood.verdicts(one))["scores"]

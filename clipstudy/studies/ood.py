@@ -11,6 +11,14 @@ domain) are scored the same way but reported separately: they should *not* be fl
 One result cell per (method, shots, seed) holds the metrics of the trained method (and of its WiSE-FT
 interpolations), the MCM temperature sweep and the ID accuracy; its similarity matrices are kept next to
 it (``.npz``) for score histograms. Cells are skipped when present, so an interrupted study resumes.
+
+Prompts (docs/protocols.md §0.2): MCM's code prompts every ID set with the one prompt ``"a photo of a {}"``;
+CoOp and its successors prompt each dataset with its own hand-crafted template (``CUSTOM_TEMPLATES``). With
+``template=""`` (the default) a study whose ID set carries a ``template`` (the world suite's datasets,
+docs/world_suite.md) uses that prompt for the zero-shot head, for the heads that start from zero-shot (linear
+probe, CLIP-Adapter, full fine-tuning) and for the phrase prompt learning starts from (CoOp/CoCoOp's
+``ctx_init``): :func:`with_id_prompt`. ID sets without one (``world``, ``imagenet``) keep each recipe's own
+prompt (MCM's).
 """
 from __future__ import annotations
 
@@ -37,6 +45,16 @@ SCORE_DEFINITIONS = 2
 """Part of every cell's spec, so that cells stored before energy, entropy and variance moved from cosines to
 the model's logits (specs without this key) are not read back as if they had the new definitions."""
 HIST_SCORERS = ("mcm", "msp")
+RECIPE_PROMPTS = "recipe"
+"""``template`` value that keeps every recipe's own prompt, whatever the ID set's."""
+SINGLE_PROMPTS = ("mcm", "photo", "dataset", "a photo of a {}", "a photo of a {}.")
+"""Recipe prompt settings (``templates`` / ``template``) that stand for "the dataset's single hand-crafted
+prompt" and are replaced by the ID set's own (:func:`with_id_prompt`): the template sets ``mcm`` and
+``photo``, the calibration recipes' ``"dataset"`` placeholder, and the two literal photo prompts."""
+PHOTO_PHRASE = "a photo of a"
+"""The context phrase the prompt-learning recipes start from (CoOp's ``ctxv1``), replaced by the ID
+prompt's phrase."""
+DEFAULT_TEMPLATE = "a photo of a {}."
 
 
 @dataclass(frozen=True)
@@ -46,10 +64,13 @@ class OODStudy(RecipeStudyConfig):
 
     ``train``, ``id_test`` and each entry of ``ood`` / ``shift`` are dataset specs for
     :func:`clipstudy.data.specs.dataset_from_spec`; ``methods`` are recipe names
-    (``data/resources/recipes.json``) trained at ``scale``; ``recipe_overrides`` maps a recipe name to
+    (``clipstudy/recipes/*.json``) trained at ``scale``; ``recipe_overrides`` maps a recipe name to
     settings that replace its defaults (e.g. ``{"coop": {"max_steps": 100}}``). ``scorer_params`` maps a
     scorer to its parameters; the logit scale of the scorers registered with ``needs_scale`` (MSP, energy,
-    entropy, variance) is always the model's own, so it cannot be set there.
+    entropy, variance) is always the model's own, so it cannot be set there. ``template`` is the ID set's
+    hand-crafted prompt (one ``{}``) put into every recipe that uses a single prompt (:func:`with_id_prompt`):
+    ``""`` = the ID set's own ``template`` attribute when it has one (the world suite), else each recipe's
+    own prompt; ``"recipe"`` = always each recipe's own prompt.
     """
 
     methods: tuple = ("zeroshot", "coop")
@@ -62,6 +83,7 @@ class OODStudy(RecipeStudyConfig):
     id_test: Mapping[str, Any] = field(default_factory=dict)
     ood: Mapping[str, Mapping] = field(default_factory=dict)
     shift: Mapping[str, Mapping] = field(default_factory=dict)
+    template: str = ""
 
     desc = "OOD study cells"
 
@@ -78,6 +100,10 @@ class OODStudy(RecipeStudyConfig):
                 raise ConfigError(f"scorer_params[{name!r}] sets logit_scale; {name} always uses the model's own")
         if not self.ood:
             raise ConfigError("the OOD study needs at least one OOD set (ood={name: dataset spec})")
+        if not isinstance(self.template, str) or (self.template not in ("", RECIPE_PROMPTS)
+                                                  and self.template.count("{}") != 1):
+            raise ConfigError(f"template must be a prompt with one '{{}}' for the class name, '' (the ID set's own "
+                              f"prompt) or {RECIPE_PROMPTS!r} (each recipe's own), got {self.template!r}")
         self.check_recipes()  # unknown recipes or settings fail before anything runs
 
     # ---- the study contract (clipstudy.study.Study)
@@ -93,7 +119,29 @@ class OODStudy(RecipeStudyConfig):
 
     def prepare(self, data, cell) -> "OODCell":
         name, shots, seed = cell
-        return OODCell(self.recipe(name), few_shot_set(data.pool, shots, seed), seed)
+        return OODCell(with_id_prompt(self.recipe(name), data.template), few_shot_set(data.pool, shots, seed), seed)
+
+    def id_template(self, id_set=None) -> str | None:
+        """The prompt of the ID set put into the recipes (:func:`with_id_prompt`), ``None`` to keep theirs:
+        ``template`` if set, else the ``template`` of the built ID set ``id_set`` (through subsets), else that
+        of the ID dataset's registry entry (so it is known before any dataset is built)."""
+        from ..data import DATASETS
+        from ..data.specs import unwrap
+
+        if self.template == RECIPE_PROMPTS:
+            return None
+        if self.template:
+            return self.template
+        if id_set is not None:
+            own = getattr(id_set, "template", None) or getattr(unwrap(id_set)[0], "template", None)
+            if own:
+                return own
+        name = self.id_test.get("dataset") if isinstance(self.id_test, Mapping) else None
+        return (DATASETS.meta(name).get("template") if name in DATASETS else None) or None
+
+    def trained_recipe(self, name: str, id_set=None):
+        """Recipe ``name`` as the study trains it: at its scale, with its overrides and the ID prompt."""
+        return with_id_prompt(self.recipe(name), self.id_template(id_set))
 
     def spec(self, data, cell: "OODCell") -> dict:
         return _spec(self, data, cell.recipe, cell.train, cell.seed)
@@ -126,6 +174,7 @@ class StudyData:
     shift: dict
     classnames: tuple
     local_reason: str | None = None
+    template: str | None = None
 
 
 def load_study_data(study: OODStudy, progress: bool = True) -> StudyData:
@@ -147,7 +196,41 @@ def load_study_data(study: OODStudy, progress: bool = True) -> StudyData:
         if tuple(ds.classnames) != tuple(id_test.classnames):
             raise ConfigError(f"covariate-shift set {name!r} must have the ID classes in the ID order "
                               f"({len(ds.classnames)} classes vs {len(id_test.classnames)})")
-    return StudyData(loaded, pool, id_test, ood, shift, tuple(id_test.classnames))
+    return StudyData(loaded, pool, id_test, ood, shift, tuple(id_test.classnames),
+                     template=study.id_template(id_test))
+
+
+def context_phrase(template: str) -> str | None:
+    """The phrase before the class name of a prompt that ends with it (``"a sketch of a {}."`` ->
+    ``"a sketch of a"``): CoOp's prompts are ``"{context} {name}."`` (``KaiyangZhou/CoOp``
+    ``trainers/coop.py``), so only such a prompt can initialise the context; ``None`` otherwise (e.g.
+    ``"a photo of a {} texture."``)."""
+    head, _, tail = template.partition("{}")
+    if tail.strip() not in ("", "."):
+        return None
+    return head.strip() or None
+
+
+def with_id_prompt(recipe, template: str | None):
+    """``recipe`` with the ID set's prompt ``template`` in place of its single photo prompt, as CoOp prompts
+    each dataset with its own hand-crafted template (``KaiyangZhou/CoOp`` ``CUSTOM_TEMPLATES``,
+    docs/protocols.md §0.2; MCM's code uses ``"a photo of a {}"`` for every ID set): ``templates`` /
+    ``template`` settings among :data:`SINGLE_PROMPTS` (the zero-shot head and the heads initialised from
+    it) become ``template``, and a prompt-learning context initialised from
+    :data:`PHOTO_PHRASE` starts from the prompt's own phrase (:func:`context_phrase`; kept when the prompt
+    does not end with the class name). Prompt ensembles (``world``, ``imagenet80``), random contexts
+    (``ctx_init=""``) and any other setting are kept. ``template=None``: the recipe unchanged; a
+    ``"dataset"`` placeholder then becomes :data:`DEFAULT_TEMPLATE`."""
+    params = recipe.kwargs
+    new = dict(params)
+    for key in ("templates", "template"):
+        if isinstance(params.get(key), str) and (params[key] in SINGLE_PROMPTS if template else
+                                                 params[key] == "dataset"):
+            new[key] = template or DEFAULT_TEMPLATE
+    phrase = context_phrase(template) if template else None
+    if phrase and isinstance(params.get("ctx_init"), str) and params["ctx_init"].strip() == PHOTO_PHRASE:
+        new["ctx_init"] = phrase
+    return recipe if new == params else recipe.replace(params=new)
 
 
 def run(study: OODStudy, store=None, progress: bool = True, data: StudyData | None = None) -> "OODResults":
@@ -318,15 +401,19 @@ BENCHMARKS = Registry("OOD benchmark")
 
 
 def ood_benchmark(name: str, **sizes) -> dict:
-    """Dataset specs ``{"train", "id_test", "ood", "shift"}`` of a named benchmark (``world`` or
-    ``imagenet``); unknown names list the valid ones. ``sizes`` go to the benchmark's builder."""
+    """Dataset specs ``{"train", "id_test", "ood", "shift"}`` of a named benchmark (``world-suite``,
+    ``world`` or ``imagenet``); unknown names list the valid ones. ``sizes`` go to the benchmark's builder."""
     return BENCHMARKS.get(name)(**sizes)
 
 
-def make_study(benchmark: str = "world", *, max_steps: int = 0, **params) -> OODStudy:
-    """The study of a notebook's parameters: the dataset specs of ``benchmark`` (:data:`BENCHMARKS`; its
-    options such as ``n_train``, ``n_test``, ``n_ood``, ``shift_domains``, ``seed`` go to its builder) and
-    every :class:`OODStudy` field (lists become tuples). ``max_steps`` > 0 caps every method's steps, merged
+DEFAULT_BENCHMARK = "world-suite"
+"""The benchmark of :func:`make_study` and notebook 01: the world suite's ImageNet analogue as ID."""
+
+
+def make_study(benchmark: str = DEFAULT_BENCHMARK, *, max_steps: int = 0, **params) -> OODStudy:
+    """The study of a notebook's parameters: the dataset specs of ``benchmark`` (:data:`BENCHMARKS`, default
+    :data:`DEFAULT_BENCHMARK`; its options such as ``n_train``, ``n_test``, ``n_ood``, ``shift_domains``,
+    ``id_dataset``, ``seed`` go to its builder) and every :class:`OODStudy` field (lists become tuples). ``max_steps`` > 0 caps every method's steps, merged
     under ``recipe_overrides`` (:func:`clipstudy.study.max_steps_overrides`)."""
     builder = BENCHMARKS.get(benchmark)
     options, fields = split_params(OODStudy, BENCHMARKS, params)
@@ -357,6 +444,56 @@ def world_benchmark(n_train: int = 1200, n_test: int = 900, n_ood: int = 450, sh
                 "texture": world("test", n_ood, 3, kind="texture_only")},
         "shift": {d: world("test", n_ood, 10 + i, classes="id", domain=d) for i, d in enumerate(shift_domains)},
     }
+
+
+SUITE_ID_SETS = ("world-shapes", "world-sketch", "world-infograph")
+"""World-suite datasets that may be the ID set of the OOD study (docs/world_suite.md, "The suite and notebook
+01"): their classes are the 30 ID shapes, none of the OOD sets' concepts. ``world-siblings`` (the near-OOD
+classes), ``world-icons`` (the far-OOD classes), ``world-textures`` (the texture-only set's concept) and
+``world-scenes`` (labelled by the background every OOD image has too) never are."""
+
+
+def _suite_dataset(name: str, role: str, valid=SUITE_ID_SETS) -> str:
+    """``"sketch"`` or ``"world-sketch"`` -> ``"world-sketch"``, checked against ``valid``."""
+    full = name if str(name).startswith("world-") else f"world-{name}"
+    if full not in valid:
+        raise ConfigError(f"{role} {name!r} is not a world-suite dataset with the ID classes; valid: "
+                          f"{', '.join(valid)}")
+    return full
+
+
+@BENCHMARKS.register("world-suite")
+def world_suite_benchmark(n_train: int = 1200, n_test: int = 900, n_ood: int = 450, shift_domains=None,
+                          id_dataset: str = "world-shapes", seed: int = 0) -> dict:
+    """Ming & Li's ImageNet-1k protocol on the world suite (docs/world_suite.md, "The suite and notebook 01").
+
+    ID = suite dataset ``id_dataset`` (default ``world-shapes``, the ImageNet analogue; one of
+    :data:`SUITE_ID_SETS`), few shots drawn from ``n_train`` images of its train split, evaluated on
+    ``n_test`` images of its test split, with its own prompt (``template``; :func:`with_id_prompt`). OOD
+    sets as in the ``world`` benchmark, from the world's own streams and never from a suite dataset's
+    images: ``near_ood`` (the 8 sibling shapes) and ``far_ood`` (the 8 object icons) in the ID set's
+    domain, ``texture`` (texture-only images, the Textures analogue). Covariate shift: the other suite
+    datasets with the ID classes in the same order, ``n_ood`` test images each (default for
+    ``world-shapes``: ``world-sketch``, the ImageNet-Sketch analogue, and ``world-infograph``); names as
+    ``"sketch"`` or ``"world-sketch"``. Ming & Li's smaller ID sets (CUB, Cars, Food, Pets) have no analogue
+    here: the suite's other tasks hold the OOD concepts (docs/world_suite.md), so they cannot be ID.
+    """
+    from ..data.world_suite import get_spec
+
+    id_name = _suite_dataset(id_dataset, "id_dataset")
+    if shift_domains is None:
+        shift_domains = [d for d in SUITE_ID_SETS if d != id_name]
+    shift = [_suite_dataset(d, "covariate-shift set") for d in shift_domains]
+    if id_name in shift:
+        raise ConfigError(f"the covariate-shift sets {list(shift_domains)} include the ID set {id_name!r}")
+    domain = get_spec(id_name).domain
+
+    def suite(name, split, n):
+        return {"dataset": name, "split": split, "n": int(n), "seed": seed}
+
+    specs = world_benchmark(n_train, n_test, n_ood, shift_domains=(), id_domain=domain, seed=seed)
+    return {"train": suite(id_name, "train", n_train), "id_test": suite(id_name, "test", n_test),
+            "ood": specs["ood"], "shift": {d: suite(d, "test", n_ood) for d in shift}}
 
 
 @BENCHMARKS.register("imagenet")
@@ -660,7 +797,10 @@ def captions(res: "OODResults", claims: Mapping[str, str], best_t: Mapping | Non
             top = max(stats, key=lambda k: stats[k][0])
             mcm_txt = f", MCM {f3(stats['mcm'])}" if "mcm" in stats and top != "mcm" else ""
             flag.append(f"{label(v)}: {label(top)} {f3(stats[top])}{mcm_txt}")
-        text.append("On the covariate-shift set (AUROC 0.5 is ideal: ID classes in another domain are not OOD), "
+        names = list(dict.fromkeys(res.ood.loc[res.ood.group == "shift", "set"]))
+        where = (f"the covariate-shift set {label(names[0])}" if len(names) == 1 else
+                 f"the covariate-shift sets ({', '.join(label(n) for n in names)}; AUROC averaged over them)")
+        text.append(f"On {where} (AUROC 0.5 is ideal: ID classes in another domain are not OOD), "
                     "the score that flags them most: " + "; ".join(flag) + ".")
     out["scores"] = " ".join(text)
 
