@@ -271,6 +271,143 @@ def test_dataset_specs():
     assert cal.dataset_specs("imagenet")["val"] == {}  # ImageNet's val images are CoOp's test set
 
 
+# ------------------------------------------------------------------------------------------------ the world suite
+SUITE_TEMPLATES = {"world-scenes": "a photo of a {}.", "world-textures": "a photo of a {} texture.",
+                   "world-icons": "a clipart of a {}."}
+
+
+def test_world_suite_is_a_benchmark_suite():
+    from clipstudy.data.world_suite import SUITES
+
+    suite = cal.make_study("world-suite", n_train=100, n_test=60, n_val=0, methods=["zeroshot_hc", "coop"])
+    assert isinstance(suite, cal.CalibrationSuite) and suite.datasets == list(SUITES["world-suite"])
+    assert suite.studies["world-sketch"].train == {"dataset": "world-sketch", "split": "train", "n": 100}
+    assert suite.studies["world-sketch"].test == {"dataset": "world-sketch", "split": "test", "n": 60}
+    assert suite.studies["world-sketch"].val == {}
+    # each dataset is a benchmark of its own; a list may name the suite, and still works as before
+    specs = cal.dataset_specs("world-textures", n_train=50, n_test=40, n_val=20)
+    assert specs["val"] == {"dataset": "world-textures", "split": "val", "n": 20}
+    both = cal.make_study(["world", "world-suite", "world-sketch"], n_train=100)
+    assert both.datasets == ["world"] + list(SUITES["world-suite"])
+    assert isinstance(cal.make_study("world-shapes"), cal.CalibrationStudy)
+    assert cal.make_study(["world"]).datasets == ["world"]
+    from clipstudy.registry import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="valid suites: world-suite; valid benchmarks: .*world-textures"):
+        cal.make_study("world-suit")
+    with pytest.raises(ConfigError, match="sweep_benchmarks .*'world-sketch'.* valid: world, world-shapes"):
+        cal.make_study(["world", "world-shapes"], sweep_benchmarks=["world-sketch"])
+    assert cal.make_study("world-suite", sweep_benchmarks=["world-suite"]).sweep_datasets == ()  # all: no split
+
+
+def test_study_reads_the_dataset_prompt_through_wrappers(vocab):
+    # max_images wraps the pool in a Subset, which does not copy the dataset's `template`
+    spec = {"dataset": "world-textures", "n": 45}
+    study = _micro_study(vocab, methods=("zeroshot_hc",), train={**spec, "split": "train", "max_images": 40},
+                         test={**spec, "split": "test"}, val={}, recipe_overrides={})
+    data = cal.load_study_data(study)
+    assert data.template == "a photo of a {} texture." and data.name == "world-textures"
+    assert cal.load_study_data(cal.CalibrationStudy(**{**study.__dict__, "template": "a {}."})).template == "a {}."
+
+
+def test_suite_averages_its_datasets_and_keeps_each(tmp_path, vocab):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from clipstudy.studies import calibration_figures as figs
+
+    names = list(SUITE_TEMPLATES)
+    study = cal.make_study(names, model="clipstudy-micro", pretrained="random",
+                           methods=["zeroshot_hc", "coop", "coop_dor", "kgcoop"], shots=2, seeds=[1], n_train=48,
+                           n_test=48, n_val=24, max_steps=2, dor={"vocabulary": vocab, "k": 10}, lambdas=[0.5],
+                           outlier_modes=["oracle"], sweep_benchmarks=["world-textures"])
+    assert study.sweep_datasets == ("world-textures",)
+    assert study.studies["world-icons"].lambdas == () and study.studies["world-textures"].lambdas == (0.5,)
+    res = cal.run(study, ResultStore(tmp_path / "results"), progress=False)
+    assert res.datasets == names and res.n_datasets == 3
+    # the sweeps ran on world-textures only: they are kept apart, with that dataset's own main cells
+    assert set(res.metrics.role) == {"main"} and res.sweeps is res.ablation and res.ablation.datasets == ["world-textures"]
+    assert set(res.ablation.metrics.role) == {"main", "lambda", "mode"}
+    ref = res.ablation.metrics[(res.ablation.metrics.method == "coop") & (res.ablation.metrics.group == "new")]
+    assert ref["ece"].iloc[0] == pytest.approx(res.per_dataset[(res.per_dataset.dataset == "world-textures") & (
+        res.per_dataset.method == "coop") & (res.per_dataset.group == "new")]["ece"].iloc[0])
+    # every dataset ran with its own prompt (zero-shot and KgCoOp's anchor)
+    templates = {c["spec"]["template"] for c in res.cells}
+    assert templates == set(SUITE_TEMPLATES.values())
+    kg = [c["spec"]["recipe"]["params"]["template"] for c in res.cells if c["method"] == "kgcoop"]
+    assert sorted(kg) == sorted(SUITE_TEMPLATES.values())
+    # the suite's numbers are the mean over datasets per (method, seed, group); each dataset's rows are kept
+    per = res.per_dataset
+    assert len(per) == 3 * 4 * 2 and set(per.dataset) == set(names)
+    for metric in ("accuracy", "ece", "ace", "mce", "nll", "confidence", "fd"):
+        sel = (per.method == "coop") & (per.group == "new")
+        row = res.metrics[(res.metrics.method == "coop") & (res.metrics.group == "new")]
+        assert row[metric].iloc[0] == pytest.approx(per[sel][metric].mean()), metric
+    table = cal.dataset_table(res, "ece", "new")
+    assert list(table.index) == names + ["mean"] and list(table.columns) == ["zeroshot_hc", "coop", "coop_dor", "kgcoop"]
+    assert table.loc["mean", "coop"] == pytest.approx(100 * res.metrics[(res.metrics.method == "coop") & (
+        res.metrics.group == "new")]["ece"].mean())
+    assert table.loc["world-textures", "kgcoop"] == pytest.approx(100 * per[
+        (per.dataset == "world-textures") & (per.method == "kgcoop") & (per.group == "new")]["ece"].mean())
+    hm = cal.dataset_table(res, "accuracy", "hm")
+    assert (hm.to_numpy() >= 0).all() and (hm.to_numpy() <= 100).all()
+    paper = cal.paper_table(res)
+    assert list(paper.index) == ["Zero-shot", "CoOp", "CoOp+DOR", "KgCoOp"]
+    assert {(m, g) for m in cal.TABLE_METRICS for g in ("base", "new")} <= set(paper.columns)
+    assert ("accuracy", "hm") in paper.columns
+    numbers = cal.key_numbers(res)
+    assert numbers["n_datasets"] == 3 and numbers["n_cells"] == 3 * 4 + 2  # + λ 0.5 and oracle on world-textures
+    claims = cal.verdicts(res)
+    assert "of the 3-dataset average" in claims["dor_new"]
+    assert claims["dor_lambda"].endswith("on world-textures only). The claim: DOR's benefit holds over a range of λ. "
+                                         + cal.ONE_SEED_NOTE)
+    caps = cal.captions(res, claims)
+    assert caps["base_new"].startswith("**This run** (1 seed, 3 datasets; each number is the mean over the 3")
+    assert "mean over the 3 datasets" in caps["base_new"]  # the fitted temperature is a mean over datasets
+    assert caps["per_dataset"].startswith("**This run** (1 seed, 3 datasets; each dataset's mean ± std over seeds):")
+    assert "of 3 datasets" in caps["per_dataset"]
+    assert caps["lambda"].startswith("**This run** (1 seed; the sweeps ran on world-textures only;")
+    assert claims["dor_lambda"].replace(" " + cal.ONE_SEED_NOTE, "") in caps["lambda"]
+    # one dataset of the suite, as results of its own
+    one = cal.dataset_results(res, "world-icons")
+    assert len(one.metrics) == 4 * 2 and one.datasets == ["world-icons"]
+    with pytest.raises(ConfigError, match="valid: world-scenes"):
+        cal.dataset_results(res, "world-sketch")
+    titles = {}
+    for plot in (figs.plot_base_new, figs.plot_reliability, figs.plot_fd_training, figs.plot_confidence_gap,
+                 figs.plot_per_dataset, figs.plot_lambda, figs.plot_vocabulary):
+        fig = plot(res)
+        titles[plot.__name__] = fig._suptitle.get_text()
+        if plot is figs.plot_per_dataset:
+            assert len([ax for ax in fig.axes if ax.images]) == 6  # ECE, gap, accuracy x base, new
+        if plot is figs.plot_fd_training:
+            assert fig.axes[0].get_xlabel() == "step"  # the datasets' epochs differ; their steps do not
+        matplotlib.pyplot.close(fig)
+    assert titles["plot_base_new"].endswith("(mean over 3 datasets)")
+    assert titles["plot_reliability"].endswith("(all seeds and the 3 datasets pooled)")
+    assert titles["plot_lambda"].endswith("(world-textures)") and titles["plot_vocabulary"].endswith("(world-textures)")
+
+
+def test_per_dataset_caption_counts_datasets_within_the_seed_spread():
+    import pandas as pd
+
+    # CoOp's new ECE (zero-shot's: 5.0 %) is above it beyond the spread on "a" (6.5 % ± 0.5 %), a tie on "b"
+    # (4.5 % ± 1.5 %); DOR's (3.1 %) is lower on "a", a tie on "b"
+    a = _handmade(_base_run([0.060, 0.065, 0.070], [0.030, 0.031, 0.032])).metrics.assign(dataset="a")
+    b = _handmade(_base_run([0.030, 0.045, 0.060], [0.030, 0.031, 0.032])).metrics.assign(dataset="b")
+    per = pd.concat([a, b], ignore_index=True)
+    keys = ["role", "method", "family", "dor", "lam", "mode", "shots", "seed", "group"]
+    metrics = per.groupby(keys, dropna=False).mean(numeric_only=True).reset_index()
+    res = cal.CalibrationResults(metrics, pd.DataFrame(), pd.DataFrame(), [], None, {}, {"base": 0.22, "new": 0.30},
+                                 per)
+    cap = cal.captions(res, cal.verdicts(res))["per_dataset"]
+    assert "CoOp's new-class ECE is above zero-shot's beyond the seed spread on 1 (a) of 2 datasets, tied on 1" in cap
+    assert "DOR's new-class ECE against CoOp's is lower beyond the seed spread on 1 (a) of 2 datasets, tied on 1" in cap
+    assert "Zero-shot new-class ECE ranges from 5.0% (a) to 5.0% (a)" in cap
+    assert "KgCoOp's base-class confidence − accuracy is below 0 (underconfident) beyond the seed spread on 2 (a, b)" in cap
+    assert cal.dataset_table(res, "ece", "new").loc["mean", "coop"] == pytest.approx(100 * 0.055)
+
+
 # ------------------------------------------------------------------ verdicts and captions respect the seed spread
 def _handmade(values, fd_zeroshot=(("base", 0.22), ("new", 0.30))):
     """CalibrationResults from ``values[(role, method, family, dor, lam, mode)][group] = {metric: [per seed]}``."""

@@ -15,6 +15,13 @@ One result cell per (recipe, shots, seed) — the main methods, the λ sweep and
 ablation of ``sweep_method`` are all such cells (a sweep point equal to a main method is the same cell).
 Cells are skipped when present, so an interrupted study resumes; :class:`CalibrationResults` turns them
 into tidy DataFrames.
+
+Like the paper (its tables average CoOp's 11 datasets, docs/protocols.md §0.5), a study usually runs on a
+suite: :func:`make_study` with a suite name (``"world-suite"``, the embedded world's seven downstream datasets,
+:mod:`clipstudy.data.world_suite`) or a list of benchmarks gives a :class:`CalibrationSuite`, one study per
+dataset, whose tables are the mean over datasets (:func:`combine`) with each dataset's rows kept
+(:attr:`CalibrationResults.per_dataset`, :func:`dataset_table`). Each dataset's hand-crafted prompt (its
+``template``) is the zero-shot prompt and KgCoOp's anchor.
 """
 from __future__ import annotations
 
@@ -27,10 +34,11 @@ import numpy as np
 from ..analysis.spread import ONE_SEED_NOTE, STATUS, compare, pm, seeds_phrase
 from ..analysis.spread import all_sign as _all_sign, direction as _direction, one_seed as _one_seed
 from ..errors import ConfigError
-from ..data.specs import ClassSubset, dataset_from_spec
+from ..data.specs import ClassSubset, dataset_from_spec, unwrap
+from ..data.world_suite import DEFAULT_N as WORLD_SUITE_N
 from ..experiment import (Recipe, TrainSet, build, cell_spec, checkpoint_path, few_shot_set, get_recipe,
                           method_outputs, subsample_classes, train_method, transfer_to_classes)
-from ..registry import Registry
+from ..registry import Registry, UnknownNameError
 from ..study import (RecipeStudyConfig, Study, call_with, check_shots, max_steps_overrides, run as run_study,
                      split_params)
 
@@ -151,7 +159,7 @@ class CalibrationStudy(RecipeStudyConfig):
         for label, reason in data.skipped.items():
             print(f"{label} skipped: {reason}")
         return CalibrationResults.from_records([(r.cell.role, r.spec, r.metrics) for r in records], store,
-                                               data.skipped, data.fd_zeroshot)
+                                               data.skipped, data.fd_zeroshot, dataset=data.name)
 
 
 # --------------------------------------------------------------------------- data
@@ -169,6 +177,7 @@ class StudyData:
     template: str
     skipped: dict = field(default_factory=dict)
     fd_zeroshot: dict = field(default_factory=dict)
+    name: str = ""
 
 
 def load_study_data(study: CalibrationStudy) -> StudyData:
@@ -193,9 +202,16 @@ def load_study_data(study: CalibrationStudy) -> StudyData:
     for name, ds in (("base test", base_test), ("new test", new_test)):
         if len(ds) == 0:
             raise ConfigError(f"the {name} set is empty")
-    template = study.template or getattr(pool, "template", None) or DEFAULT_TEMPLATE
+    template = study.template or dataset_template(pool) or DEFAULT_TEMPLATE
     return StudyData(loaded, pool, base_test, new_test, val, base_map, base_test.classnames, new_test.classnames,
-                     template)
+                     template, name=str(getattr(unwrap(pool)[0], "name", "") or ""))
+
+
+def dataset_template(ds) -> str | None:
+    """The hand-crafted prompt a dataset carries (``template``: CoOp's ``CUSTOM_TEMPLATES`` for CoOp's datasets,
+    the world suite's own prompts), read through subset and in-memory wrappers
+    (:func:`clipstudy.data.specs.unwrap`), which do not copy it; ``None`` if it has none."""
+    return getattr(ds, "template", None) or getattr(unwrap(ds)[0], "template", None)
 
 
 def prepare_recipe(recipe: Recipe, data: StudyData, seed: int, dor: Mapping[str, Any] | None = None) -> Recipe:
@@ -416,7 +432,11 @@ class CalibrationResults:
     (final FD of the group's learned text features), fd_init. ``history``: per logged training step (step,
     epoch, loss, loss_task, loss_<regularizer>, fd_base, fd_new). ``reliability``: per bin (lower, upper,
     count, confidence_sum, correct_sum). ``skipped``: method -> why it did not run; ``fd_zeroshot``: the
-    frozen prompt's FD per group.
+    frozen prompt's FD per group. ``per_dataset``: the rows of :attr:`metrics` of every dataset with a
+    ``dataset`` column (one dataset: :attr:`metrics` itself; a suite's average, :func:`combine`: each dataset's
+    rows, while :attr:`metrics` holds their mean); ``None`` where unknown. ``ablation``: the results of the
+    datasets that ran the sweeps when only some of a suite's did (:attr:`sweeps`; their sweep rows are not in
+    :attr:`metrics`).
     """
 
     metrics: Any
@@ -426,9 +446,31 @@ class CalibrationResults:
     store: Any
     skipped: dict
     fd_zeroshot: dict
+    per_dataset: Any = None
+    ablation: Any = None
+
+    @property
+    def sweeps(self) -> "CalibrationResults":
+        """The results the λ sweep and the outlier-pool ablation are read from: :attr:`ablation` (a suite
+        that ran them on some of its datasets: those datasets' average, with their own main cells), else
+        these results."""
+        return self.ablation if self.ablation is not None else self
+
+    @property
+    def datasets(self) -> list[str]:
+        """The datasets these results hold (in run order), ``[]`` where unknown."""
+        if self.per_dataset is None or "dataset" not in self.per_dataset:
+            return []
+        return list(dict.fromkeys(self.per_dataset["dataset"]))
+
+    @property
+    def n_datasets(self) -> int:
+        """How many datasets :attr:`metrics` averages (1 where unknown)."""
+        return max(1, len(self.datasets))
 
     @classmethod
-    def from_records(cls, records, store, skipped=None, fd_zeroshot=None) -> "CalibrationResults":
+    def from_records(cls, records, store, skipped=None, fd_zeroshot=None, dataset: str = "") -> "CalibrationResults":
+        """The tables of one dataset's cells; ``dataset`` names it in :attr:`per_dataset`."""
         import pandas as pd
 
         metrics, history, bins, cells = [], [], [], []
@@ -447,8 +489,9 @@ class CalibrationResults:
                           "correct_sum": b["correct_sum"][i]} for i in range(len(b["count"]))]
             history += [{**key, **_history_row(h, m, spec)} for h in m["history"]]
         frame = pd.DataFrame
-        return cls(frame(metrics), frame(history), frame(bins), cells, store, dict(skipped or {}),
-                   dict(fd_zeroshot or {}))
+        metrics = frame(metrics)
+        return cls(metrics, frame(history), frame(bins), cells, store, dict(skipped or {}), dict(fd_zeroshot or {}),
+                   metrics.assign(dataset=dataset) if dataset else None)
 
     def main(self):
         """The main methods' rows of :attr:`metrics`."""
@@ -490,8 +533,13 @@ def _history_row(h: Mapping[str, Any], m: Mapping[str, Any], spec: Mapping[str, 
 # --------------------------------------------------------------------------- several datasets, key numbers
 
 BENCHMARKS = Registry("calibration benchmark")
-"""Named benchmarks: the embedded ``world`` and CoOp's eleven datasets
+"""Named benchmarks: the embedded ``world``, the world suite's seven datasets
+(:data:`clipstudy.data.world_suite.SUITES`, docs/world_suite.md) and CoOp's eleven datasets
 (:data:`clipstudy.data.coop_datasets.COOP_DATASETS`); each returns ``{"train", "test", "val"}`` dataset specs."""
+
+BENCHMARK_SUITES: dict[str, tuple[str, ...]] = {}
+"""Suite name -> its benchmarks: ``make_study("world-suite")`` (or a list naming it) runs every dataset of the
+suite and averages them (:class:`CalibrationSuite`), as the paper averages CoOp's 11 datasets."""
 
 
 def dataset_specs(name: str, **options) -> dict:
@@ -525,6 +573,35 @@ def coop_specs(name: str, *, n_train: int = 1200, n_test: int = 1500, n_val: int
             "val": {"dataset": name, "split": "val"} if has_val else {}}
 
 
+def suite_specs(name: str, *, n_train: int = WORLD_SUITE_N["train"], n_test: int = WORLD_SUITE_N["test"],
+                n_val: int = WORLD_SUITE_N["val"]) -> dict:
+    """A world-suite dataset (:mod:`clipstudy.data.world_suite`; docs/world_suite.md): its ``train`` (the pool
+    the few-shot sets are drawn from), ``test`` and ``val`` splits of ``n_train`` / ``n_test`` / ``n_val``
+    images over all its classes (shares as equal as possible); ``n_val`` = 0 skips temperature scaling. The
+    dataset carries its own prompt (``template``), which zero-shot and KgCoOp's anchor use."""
+    spec = {"dataset": name}
+    return {"train": {**spec, "split": "train", "n": n_train}, "test": {**spec, "split": "test", "n": n_test},
+            "val": {**spec, "split": "val", "n": n_val} if n_val else {}}
+
+
+def _register_suites() -> None:
+    from ..data.world_suite import SUITES
+
+    def builder(name):
+        def specs(*, n_train: int = WORLD_SUITE_N["train"], n_test: int = WORLD_SUITE_N["test"],
+                  n_val: int = WORLD_SUITE_N["val"]) -> dict:
+            return suite_specs(name, n_train=n_train, n_test=n_test, n_val=n_val)
+
+        specs.__name__ = specs.__qualname__ = f"{name.replace('-', '_')}_specs"
+        specs.__doc__ = f"The world suite's {name} (:func:`suite_specs`)."
+        return specs
+
+    for suite, names in SUITES.items():
+        for name in names:
+            BENCHMARKS.register(name, obj=builder(name), suite=suite)
+        BENCHMARK_SUITES[suite] = tuple(names)
+
+
 def _register_coop() -> None:
     from ..data.coop_datasets import COOP_DATASETS
 
@@ -540,20 +617,52 @@ def _register_coop() -> None:
         BENCHMARKS.register(name, obj=builder(name))
 
 
+_register_suites()
 _register_coop()
 
 
-def make_study(benchmark="world", *, max_steps: int = 0, **params):
+def expand_benchmarks(benchmark) -> list[str]:
+    """The benchmark names of ``benchmark`` (one name or a list), each suite name (:data:`BENCHMARK_SUITES`)
+    replaced by its datasets, duplicates dropped; an unknown name is an
+    :class:`~clipstudy.registry.UnknownNameError` (as for any registry) listing the valid benchmarks and suites."""
+    names = [benchmark] if isinstance(benchmark, str) else list(benchmark)
+    out = []
+    for name in names:
+        if not isinstance(name, str):
+            raise ConfigError(f"a benchmark is a name such as 'world-suite', got {name!r}")
+        if name not in BENCHMARK_SUITES and name not in BENCHMARKS:
+            raise UnknownNameError(f"unknown calibration benchmark {name!r}; valid suites: "
+                                   f"{', '.join(BENCHMARK_SUITES)}; valid benchmarks: {', '.join(BENCHMARKS.list())}")
+        out += list(BENCHMARK_SUITES.get(name, (name,)))
+    return list(dict.fromkeys(out))
+
+
+def make_study(benchmark="world", *, max_steps: int = 0, sweep_benchmarks=(), **params):
     """The study of a notebook's parameters: the dataset specs of ``benchmark`` (:data:`BENCHMARKS`; its
-    options ``n_train``, ``n_test``, ``n_val``, ``max_test_images``, ``domain`` go to its builder) and every
-    :class:`CalibrationStudy` field (lists become tuples; ``shots`` may be one number). ``max_steps`` > 0 caps
-    every method's steps and the sweep method's, merged under ``recipe_overrides``. A list of benchmarks gives
-    a :class:`CalibrationSuite`, one study per dataset, averaged as the paper averages its datasets."""
-    if not isinstance(benchmark, str):
-        names = list(benchmark)
+    options ``n_train``, ``n_test``, ``n_val``, ``max_test_images``, ``domain`` go to its builder, each builder
+    taking those it has) and every :class:`CalibrationStudy` field (lists become tuples; ``shots`` may be one
+    number). ``max_steps`` > 0 caps every method's steps and the sweep method's, merged under
+    ``recipe_overrides``. A suite name (``"world-suite"``, :data:`BENCHMARK_SUITES`) or a list of benchmarks
+    (which may name suites) gives a :class:`CalibrationSuite`, one study per dataset, averaged as the paper
+    averages its datasets. ``sweep_benchmarks`` (names or suites among those, empty: all) restricts the λ
+    sweep and the outlier-pool ablation (``lambdas``, ``outlier_modes``) to those datasets
+    (:attr:`CalibrationSuite.sweep_datasets`)."""
+    sweeps = expand_benchmarks(sweep_benchmarks) if sweep_benchmarks else []
+    if not isinstance(benchmark, str) or benchmark in BENCHMARK_SUITES:
+        names = expand_benchmarks(benchmark)
         if not names:
             raise ConfigError("make_study needs at least one benchmark")
-        return CalibrationSuite({n: make_study(n, max_steps=max_steps, **params) for n in names})
+        outside = [n for n in sweeps if n not in names]
+        if outside:
+            raise ConfigError(f"sweep_benchmarks {outside} are not among the study's datasets; valid: "
+                              f"{', '.join(names)} (or none: the sweeps run on every dataset)")
+        none = {"lambdas": (), "outlier_modes": ()}
+        return CalibrationSuite({n: make_study(n, max_steps=max_steps, **{**params, **(
+            none if sweeps and n not in sweeps else {})}) for n in names},
+                                sweep_datasets=tuple(sweeps) if set(sweeps) != set(names) else ())
+    expand_benchmarks(benchmark)  # an unknown name lists the benchmarks and the suites
+    if sweeps and sweeps != [benchmark]:
+        raise ConfigError(f"sweep_benchmarks {sweeps} are not the study's dataset; valid: {benchmark} (or none)")
     builder = BENCHMARKS.get(benchmark)
     options, fields = split_params(CalibrationStudy, BENCHMARKS, params)
     if isinstance(fields.get("shots"), int):
@@ -568,35 +677,70 @@ def make_study(benchmark="world", *, max_steps: int = 0, **params):
 @dataclass(frozen=True)
 class CalibrationSuite(Study):
     """Several datasets' studies run as one: each fills its own cells, and their tables are averaged over
-    datasets (:func:`combine`, docs/protocols.md §0.5). ``recipe`` and the claims are those of the studies."""
+    datasets (:func:`combine`, docs/protocols.md §0.5). ``recipe`` and the claims are those of the studies.
+
+    ``sweep_datasets`` (empty: all): the datasets whose studies run the λ sweep and the outlier-pool
+    ablation. When it is some of them, the results' sweep rows are those datasets' average, kept apart in
+    :attr:`CalibrationResults.ablation` with those datasets' own main cells (CoOp, the λ = 0 point, and the
+    other references of Figures 4–5 come from the same datasets as the sweep)."""
 
     studies: Mapping[str, CalibrationStudy] = field(default_factory=dict)
+    sweep_datasets: tuple = ()
 
     def __post_init__(self):
         if not self.studies:
             raise ConfigError("a calibration suite needs at least one study")
+        outside = [d for d in self.sweep_datasets if d not in self.studies]
+        if outside:
+            raise ConfigError(f"sweep_datasets {outside} are not datasets of the suite; valid: "
+                              f"{', '.join(self.studies)}")
 
     @property
     def first(self) -> CalibrationStudy:
         return next(iter(self.studies.values()))
 
+    @property
+    def datasets(self) -> list[str]:
+        """The benchmark names of the suite's studies, in run order."""
+        return list(self.studies)
+
     def recipe(self, name: str) -> Recipe:
         return self.first.recipe(name)
 
     def run(self, store=None, progress: bool = True, data=None) -> "CalibrationResults":
+        import dataclasses
+
         if data is not None:
             raise ConfigError("a calibration suite loads each dataset's data itself (data=None)")
-        return combine({name: s.run(store, progress) for name, s in self.studies.items()})
+        results = {name: s.run(store, progress) for name, s in self.studies.items()}
+        if not self.sweep_datasets:
+            return combine(results)
+        ablation = combine({d: results[d] for d in self.sweep_datasets})
+        main = combine(results)
+
+        def mains(df):
+            return df if df is None or "role" not in df else df[df.role == "main"].reset_index(drop=True)
+
+        return dataclasses.replace(main, metrics=mains(main.metrics), history=mains(main.history),
+                                   reliability=mains(main.reliability), per_dataset=mains(main.per_dataset),
+                                   ablation=ablation)
 
 
 def combine(results: Mapping[str, CalibrationResults]) -> CalibrationResults:
     """Several datasets' results as one, averaged over datasets per (cell, seed, group), as the paper
     averages its 11 datasets (docs/protocols.md §0.5); reliability bins are summed, training histories averaged
-    per logged step (the i-th log of every dataset), zero-shot FD averaged. One dataset is returned as is."""
+    per logged step (the i-th log of every dataset), zero-shot FD averaged. Each dataset's own rows are kept in
+    :attr:`CalibrationResults.per_dataset` (``dataset`` = its key in ``results``). One dataset is returned as
+    is, with its rows named by its key."""
+    import dataclasses
+
     import pandas as pd
 
+    if not results:
+        raise ConfigError("combine needs the results of at least one dataset")
+    per_dataset = pd.concat([r.metrics.assign(dataset=d) for d, r in results.items()], ignore_index=True)
     if len(results) == 1:
-        return next(iter(results.values()))
+        return dataclasses.replace(next(iter(results.values())), per_dataset=per_dataset)
     keys = ["role", "method", "family", "dor", "lam", "mode", "shots", "seed"]
 
     def stack(attr):
@@ -612,7 +756,7 @@ def combine(results: Mapping[str, CalibrationResults]) -> CalibrationResults:
     fd = {g: float(np.mean([r.fd_zeroshot[g] for r in results.values() if g in r.fd_zeroshot])) for g in GROUPS}
     skipped = {k: v for r in results.values() for k, v in r.skipped.items()}
     cells = [c for r in results.values() for c in r.cells]
-    return CalibrationResults(metrics, history, bins, cells, None, skipped, fd)
+    return CalibrationResults(metrics, history, bins, cells, None, skipped, fd, per_dataset)
 
 
 def key_numbers(results: CalibrationResults) -> dict:
@@ -639,7 +783,87 @@ def key_numbers(results: CalibrationResults) -> dict:
     from ..results import spec_hash
 
     out["n_cells"] = len({spec_hash(c["spec"]) for c in results.cells})  # distinct result cells
+    out["n_datasets"] = results.n_datasets
     return out
+
+
+TABLE_METRICS = ("accuracy", "ece", "ace", "mce", "nll", "confidence", "fd")
+"""The columns of the paper's tables (Wang, Li & Wei, Tables 1-2: accuracy, ECE, ACE, MCE on base and new
+classes) plus NLL, mean confidence and the feature divergence."""
+PERCENT_METRICS = ("accuracy", "ece", "ece15", "ace", "mce", "mce_weighted", "confidence", "gap", "ece_ts", "brier")
+"""Metrics that are fractions (shown in percent by :func:`paper_table` and :func:`dataset_table`)."""
+
+
+def paper_table(results: CalibrationResults, metrics: Sequence[str] = TABLE_METRICS, percent: bool = True,
+                label: Mapping[str, str] | None = None):
+    """The paper's table of this run: one row per main method (display names, in :func:`main_methods`' order), columns
+    ``(metric, group)`` for base and new classes (accuracy also ``hm``, the harmonic mean of base and new), each
+    the mean over seeds of the suite's average over datasets (:func:`combine`; one dataset: its own numbers).
+    ``percent``: fractions (:data:`PERCENT_METRICS`) in percent."""
+    import pandas as pd
+
+    summary = results.summary()
+    name = {**_label_of(results), **dict(label or {})}
+    methods = main_methods(results)
+    cols = {}
+    for metric in metrics:
+        for group in GROUPS + (("hm",) if metric == "accuracy" else ()):
+            if (metric, "mean") not in summary.columns:
+                continue
+            t = summary[(metric, "mean")].xs(group, level="group")
+            t = t.groupby(level="method").mean()
+            cols[(metric, group)] = t.reindex(methods) * (100 if percent and metric in PERCENT_METRICS else 1)
+    out = pd.DataFrame(cols)
+    out.index = [name.get(m, m) for m in out.index]
+    out.columns = pd.MultiIndex.from_tuples(out.columns, names=["metric", "group"])
+    return out
+
+
+def dataset_table(results: CalibrationResults, metric: str = "ece", group: str = "new", role: str = "main",
+                  percent: bool = True, mean_row: bool = True):
+    """Per dataset (rows, in run order; ``mean_row`` adds ``"mean"``, the suite average) and method (columns,
+    method labels in :func:`main_methods`' order): the mean over seeds of ``metric`` on ``group`` (``base``,
+    ``new``, or ``hm`` with ``accuracy``: the harmonic mean of base and new accuracy per seed). ``percent``: fractions in percent.
+    Results without per-dataset rows give one row, named ``"all"``."""
+    import pandas as pd
+
+    from ..metrics import harmonic_mean
+
+    df = results.per_dataset if results.per_dataset is not None else results.metrics.assign(dataset="all")
+    df = df[df.role == role]
+    datasets = list(dict.fromkeys(df["dataset"]))
+    methods = main_methods(results) if role == "main" else list(dict.fromkeys(df["method"]))
+    if group == "hm":
+        w = df.pivot_table(index=["dataset", "method", "seed"], columns="group", values="accuracy").reset_index()
+        w["value"] = harmonic_mean(w["base"].to_numpy(), w["new"].to_numpy())
+    else:
+        w = df[df.group == group].rename(columns={metric: "value"})
+    t = w.groupby(["dataset", "method"])["value"].mean().unstack("method")
+    t = t.reindex(index=datasets, columns=[m for m in methods if m in t.columns])
+    if mean_row and len(t) > 1:
+        t = pd.concat([t, t.mean().to_frame("mean").T])
+    return t * (100 if percent and (metric in PERCENT_METRICS or group == "hm") else 1)
+
+
+def main_methods(results: CalibrationResults) -> list[str]:
+    """The main methods' labels in the order of the paper's tables: zero-shot, then each family (CoOp, CoCoOp,
+    KgCoOp, MaPLe, deep text prompts, then any other) without and with DOR."""
+    m = results.main().drop_duplicates("method")
+    order = {f: i for i, f in enumerate(_FAMILY_NAMES)}
+    rows = sorted(enumerate(m.itertuples()), key=lambda t: (order.get(t[1].family, len(order)), bool(t[1].dor), t[0]))
+    return [r.method for _, r in rows]
+
+
+def dataset_results(results: CalibrationResults, dataset: str) -> CalibrationResults:
+    """The metrics of one dataset of a suite's results (:attr:`CalibrationResults.per_dataset`) as results of
+    their own, for :func:`seed_spread` and the verdicts (histories, bins and cells are not kept per dataset)."""
+    import pandas as pd
+
+    if dataset not in results.datasets:
+        raise ConfigError(f"no dataset {dataset!r} in these results; valid: {', '.join(results.datasets)}")
+    m = results.per_dataset[results.per_dataset.dataset == dataset].drop(columns="dataset").reset_index(drop=True)
+    return CalibrationResults(m, pd.DataFrame(), pd.DataFrame(), [], None, dict(results.skipped), {},
+                              m.assign(dataset=dataset))
 
 
 def seed_spread(results: CalibrationResults, metric: str, group: str, role: str = "main", by: str = "method"):
@@ -756,7 +980,7 @@ def verdicts(results: CalibrationResults, label: Mapping[str, str] | None = None
     name = {**_label_of(results), **dict(label or {})}
     zs = _zeroshot_label(results)
     n_seeds = int(results.main()["seed"].nunique())
-    seeds = seeds_phrase(n_seeds)
+    seeds = seeds_phrase(n_seeds) + _scope(results)
     t = {(metric, group): seed_spread(results, metric, group) for metric in ("gap", "ece", "fd", "accuracy")
          for group in GROUPS}
     hm = seed_spread(results, "accuracy", "hm")
@@ -828,7 +1052,10 @@ def verdicts(results: CalibrationResults, label: Mapping[str, str] | None = None
             f"{STATUS[_all_sign(signs)]}: {'; '.join(parts)} (final FD, mean ± std over {seeds}); the claim: "
             f"cross-entropy training raises the FD of the new classes, which it never sees, and DOR (like "
             f"KgCoOp) keeps it lower.")
-    ece = lambda_sweep(results, "ece", "new")
+    sw = results.sweeps  # the sweeps' own datasets, with their own λ = 0 and near references
+    sw_seeds = seeds_phrase(int(sw.main()["seed"].nunique()) if len(sw.main()) else n_seeds) + _scope(sw) + (
+        f", on {', '.join(sw.datasets)} only" if sw is not results else "")
+    ece = lambda_sweep(sw, "ece", "new")
     if ece is not None and 0.0 in ece.index and len(ece) > 1:
         ss = [compare(*_st(ece, 0.0), *_st(ece, lam)) for lam in ece.index if lam != 0.0]
         wins, ties, losses = ss.count(1), ss.count(0), ss.count(-1)
@@ -837,7 +1064,7 @@ def verdicts(results: CalibrationResults, label: Mapping[str, str] | None = None
         for metric, group, what in (("fd", "new", "new-class FD"), ("gap", "new", "new-class confidence − accuracy"),
                                     ("accuracy", "new", "new accuracy"), ("ece", "new", "new ECE"),
                                     ("accuracy", "base", "base accuracy")):
-            tab = lambda_sweep(results, metric, group)
+            tab = lambda_sweep(sw, metric, group)
             if tab is None or len(tab) < 2:
                 continue
             word, steps = _trend(tab)
@@ -845,13 +1072,13 @@ def verdicts(results: CalibrationResults, label: Mapping[str, str] | None = None
             trends.append(f"{what} {word} ({fmt(_st(tab, tab.index[0]))} at λ = {tab.index[0]:g} to "
                           f"{fmt(_st(tab, tab.index[-1]))} at λ = {tab.index[-1]:g}; {steps.count(0)} of "
                           f"{len(steps)} steps within the seed spread)")
-        fam = _sweep_family(results, "lambda")
+        fam = _sweep_family(sw, "lambda")
         out["dor_lambda"] = (
             f"{STATUS[sign]}: {fam}+DOR's new-class ECE is below {fam}'s (λ = 0, {_pct(_st(ece, 0.0))}) "
             f"beyond the seed "
             f"spread at {wins}, tied at {ties} and above at {losses} of {len(ss)} DOR weights λ > 0. Along λ: "
-            + "; ".join(trends) + f" (mean ± std over {seeds}). The claim: DOR's benefit holds over a range of λ.")
-    modes = seed_spread(results, "ece", "new", role="mode", by="mode")
+            + "; ".join(trends) + f" (mean ± std over {sw_seeds}). The claim: DOR's benefit holds over a range of λ.")
+    modes = seed_spread(sw, "ece", "new", role="mode", by="mode")
     if "near" in modes.index and len(modes) > 1:
         near = _st(modes, "near")
         others = [o for o in ("oracle", "far", "random") if o in modes.index]
@@ -860,9 +1087,9 @@ def verdicts(results: CalibrationResults, label: Mapping[str, str] | None = None
         better = [signs[o] for o in others if o != "oracle"]
         sign = -1 if any(x < 0 for x in signs.values()) else (1 if all(x > 0 for x in better) else 0)
         out["dor_vocabulary"] = (
-            f"{STATUS[sign]}: new-class ECE of {_sweep_family(results, 'mode')}+DOR with near outliers {_pct(near)} "
+            f"{STATUS[sign]}: new-class ECE of {_sweep_family(sw, 'mode')}+DOR with near outliers {_pct(near)} "
             f"against "
-            f"{'; '.join(parts)} (mean ± std over {seeds}); the claim: near-OOD names work as well as the true "
+            f"{'; '.join(parts)} (mean ± std over {sw_seeds}); the claim: near-OOD names work as well as the true "
             f"new-class names (oracle; a tie counts as as well) and better than far or random words.")
     return _one_seed(out, n_seeds)
 
@@ -870,15 +1097,20 @@ def verdicts(results: CalibrationResults, label: Mapping[str, str] | None = None
 def captions(results: CalibrationResults, claims: Mapping[str, str], label: Mapping[str, str] | None = None) -> dict:
     """The Markdown caption of each figure of notebook 02, written from this run's numbers and verdicts
     (:func:`verdicts`): every number a caption quotes is computed here. Keys: ``base_new`` (Figure 1),
-    ``reliability`` (2), ``fd`` (3), ``lambda`` (4), ``vocabulary`` (5), ``confidence`` (6). Explanations
-    of a failed claim are printed only when its verdict is "Not supported"."""
+    ``reliability`` (2), ``fd`` (3), ``lambda`` (4), ``vocabulary`` (5), ``confidence`` (6) and, for a
+    suite's averaged results, ``per_dataset`` (7: on how many datasets each comparison holds). A suite's
+    captions say over how many datasets their numbers are averaged. Explanations of a failed claim are
+    printed only when its verdict is "Not supported"."""
     out: dict[str, str] = {}
     if results.metrics.empty:
         return out
     name = {**_label_of(results), **dict(label or {})}
     zs = _zeroshot_label(results)
     n_seeds = int(results.main()["seed"].nunique())
-    head = f"**This run** ({seeds_phrase(n_seeds)}; mean ± std over seeds):"
+    k = results.n_datasets
+    head = (f"**This run** ({seeds_phrase(n_seeds)}; mean ± std over seeds):" if k == 1 else
+            f"**This run** ({seeds_phrase(n_seeds)}, {k} datasets; each number is the mean over the {k} datasets, "
+            f"then mean ± std over seeds):")
     t = {(metric, group): seed_spread(results, metric, group) for metric in ("gap", "ece", "fd", "accuracy")
          for group in GROUPS}
     pick = lambda *keys: [claims[k] for k in keys if k in claims]  # noqa: E731
@@ -888,7 +1120,8 @@ def captions(results: CalibrationResults, claims: Mapping[str, str], label: Mapp
         temp = results.main()
         # a combined multi-dataset result has no single temperature column (each dataset fits its own)
         temp = temp[temp.method == zs]["temperature"].dropna() if "temperature" in temp else []
-        ts = f"; temperature fitted on held-out base images {temp.mean():.2f}" if len(temp) else ""
+        ts = (f"; temperature fitted on held-out base images {temp.mean():.2f}"
+              + (f" (mean over the {k} datasets)" if k > 1 else "") if len(temp) else "")
         sb, sn = (_side(_vs_zero(_st(t["gap", g], zs))) for g in GROUPS)
         text.append(f"Zero-shot starts with confidence − accuracy {_pp(_st(t['gap', 'base'], zs))} on base and "
                     f"{_pp(_st(t['gap', 'new'], zs))} on new classes "
@@ -933,25 +1166,33 @@ def captions(results: CalibrationResults, claims: Mapping[str, str], label: Mapp
                         + ", ".join(f"{name.get(m, m)} {_fd(_st(fd, m))}" for m in fd.index) + ".")
     out["fd"] = " ".join(text)
 
-    text = [head] + pick("dor_lambda")
-    zs_new = [f"{w} {_pct(_st(t[k, 'new'], zs))}" for k, w in (("accuracy", "accuracy"), ("ece", "ECE"))
-              if zs in t[k, "new"].index]
+    sw = results.sweeps  # Figures 4-5 read the datasets that ran the sweeps, with their own references
+    sw_head = head
+    if sw is not results:
+        sw_seeds = seeds_phrase(int(sw.main()["seed"].nunique()))
+        sw_head = (f"**This run** ({sw_seeds}; the sweeps ran on {', '.join(sw.datasets)} only"
+                   + (f", averaged over those {sw.n_datasets} datasets" if sw.n_datasets > 1 else "")
+                   + "; mean ± std over seeds):")
+    tw = {(metric, g): seed_spread(sw, metric, g) for metric in ("ece", "fd", "accuracy") for g in ("new",)}
+    text = [sw_head] + pick("dor_lambda")
+    zs_new = [f"{w} {_pct(_st(tw[k, 'new'], zs))}" for k, w in (("accuracy", "accuracy"), ("ece", "ECE"))
+              if zs in tw[k, "new"].index]
     if zs_new and "dor_lambda" in claims:
         text.append("Zero-shot on new classes: " + ", ".join(zs_new) + ".")
     out["lambda"] = " ".join(text)
 
-    text = [head] + pick("dor_vocabulary")
+    text = [sw_head] + pick("dor_vocabulary")
     rows = []
     for mode in ("near", "far", "random", "oracle"):
-        st = {(k, g): seed_spread(results, k, g, role="mode", by="mode") for k, g in
+        st = {(k, g): seed_spread(sw, k, g, role="mode", by="mode") for k, g in
               (("accuracy", "new"), ("fd", "new"), ("gap", "new"))}
         if all(mode in v.index for v in st.values()):
             rows.append(f"{mode}: new accuracy {_pct(_st(st['accuracy', 'new'], mode))}, FD "
                         f"{_fd(_st(st['fd', 'new'], mode))}, confidence − accuracy "
                         f"{_pp(_st(st['gap', 'new'], mode))}")
     if rows:
-        ref = [f"{w} {f(_st(t[k, 'new'], 'coop'))}" for k, w, f in (("accuracy", "new accuracy", _pct),
-                                                                   ("fd", "FD", _fd)) if "coop" in t[k, "new"].index]
+        ref = [f"{w} {f(_st(tw[k, 'new'], 'coop'))}" for k, w, f in (("accuracy", "new accuracy", _pct),
+                                                                    ("fd", "FD", _fd)) if "coop" in tw[k, "new"].index]
         text.append("; ".join(rows) + (f" (CoOp without DOR: {', '.join(ref)})" if ref else "") + ".")
     if claims.get("dor_vocabulary", "").startswith("Not supported"):
         text.append("A possible reason: when the text tower has not learned most of the vocabulary's words (the "
@@ -981,4 +1222,66 @@ def captions(results: CalibrationResults, claims: Mapping[str, str], label: Mapp
         text.append(f"Largest |confidence − accuracy| on {g} classes: {name.get(largest, largest)} "
                     f"{_pp(_st(gap, largest))}.")
     out["confidence"] = " ".join(text)
+    if k > 1:
+        out["per_dataset"] = _per_dataset_caption(results, n_seeds, name, zs)
     return _one_seed(out, n_seeds)
+
+
+def _scope(results: CalibrationResults) -> str:
+    """``" of the 7-dataset average"`` for a suite's averaged results, ``""`` for one dataset."""
+    k = results.n_datasets
+    return f" of the {k}-dataset average" if k > 1 else ""
+
+
+def _count(signs: Mapping[str, int], what: str, up: str, down: str) -> str:
+    """'{what} {up} beyond the seed spread on 3 of 7 datasets (a, b, c), tied on 2 and {down} on 2 (d, e)'."""
+    def part(s):
+        names = [d for d, x in signs.items() if x == s]
+        return f"{len(names)}" + (f" ({', '.join(names)})" if names and s else "")
+
+    return (f"{what} {up} beyond the seed spread on {part(1)} of {len(signs)} datasets, tied on {part(0)} and "
+            f"{down} on {part(-1)}")
+
+
+def _per_dataset_caption(results: CalibrationResults, n_seeds: int, name: Mapping[str, str], zs: str | None) -> str:
+    """The caption of the per-dataset figure: on how many datasets each main claim's comparison holds (each
+    dataset's mean ± std over seeds, :func:`clipstudy.analysis.spread.compare`), and the range of zero-shot's
+    ECE and confidence − accuracy over the datasets."""
+    sub = {d: dataset_results(results, d) for d in results.datasets}
+    tabs = {d: {(m, g): seed_spread(r, m, g) for m in ("ece", "gap") for g in GROUPS} for d, r in sub.items()}
+    text = [f"**This run** ({seeds_phrase(n_seeds)}, {len(sub)} datasets; each dataset's mean ± std over seeds):"]
+    if zs:
+        for g in GROUPS:
+            vals = {d: t["ece", g].loc[zs, "mean"] for d, t in tabs.items() if zs in t["ece", g].index}
+            gaps = {d: t["gap", g].loc[zs, "mean"] for d, t in tabs.items() if zs in t["gap", g].index}
+            if vals:
+                lo, hi = min(vals, key=vals.get), max(vals, key=vals.get)
+                glo, ghi = min(gaps, key=gaps.get), max(gaps, key=gaps.get)
+                text.append(f"Zero-shot {g}-class ECE ranges from {vals[lo]:.1%} ({lo}) to {vals[hi]:.1%} ({hi}), "
+                            f"its confidence − accuracy from {100 * gaps[glo]:+.1f} pp ({glo}) to "
+                            f"{100 * gaps[ghi]:+.1f} pp ({ghi}).")
+
+    def signs(a, b, metric, group):
+        out = {}
+        for d, t in tabs.items():
+            tab = t[metric, group]
+            if a in tab.index and b in tab.index:
+                out[d] = compare(*_st(tab, a), *_st(tab, b))
+        return out
+
+    parts = []
+    if zs:
+        s = signs("coop", zs, "ece", "new")
+        if s:
+            parts.append(_count(s, f"{name.get('coop', 'CoOp')}'s new-class ECE is", "above zero-shot's", "below"))
+    for m in [m for m in dict.fromkeys(results.main().method) if f"{m}_dor" in set(results.main().method)]:
+        s = signs(m, f"{m}_dor", "ece", "new")
+        if s:
+            parts.append(_count(s, f"DOR's new-class ECE against {name.get(m, m)}'s is", "lower", "higher"))
+    kg = {d: _vs_zero(_st(t["gap", "base"], "kgcoop")) for d, t in tabs.items() if "kgcoop" in t["gap", "base"].index}
+    if kg:
+        parts.append(_count({d: -x for d, x in kg.items()}, "KgCoOp's base-class confidence − accuracy is",
+                            "below 0 (underconfident)", "above 0"))
+    if parts:
+        text.append("; ".join(parts) + ".")
+    return " ".join(text)

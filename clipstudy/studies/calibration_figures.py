@@ -1,7 +1,10 @@
 """Figures of the calibration study (notebook 02), each drawn from :class:`~clipstudy.studies.calibration.CalibrationResults`.
 
 Every function returns a matplotlib figure; values are shown in percent (ECE, accuracy, confidence gap)
-and error bars are one standard deviation over seeds.
+and error bars are one standard deviation over seeds. Results of a suite (several datasets averaged,
+:func:`clipstudy.studies.calibration.combine`) are drawn as the paper's tables are written: each value is the
+mean over the datasets (reliability bins pooled over them), and the titles say over how many;
+:func:`plot_per_dataset` shows each dataset.
 """
 from __future__ import annotations
 
@@ -22,6 +25,22 @@ def _finish(fig, title: str, caption: str | None = None, top: float = 0.9) -> No
 
     fig.tight_layout(rect=(0, 0, 1, top))
     title_figure(fig, title, caption)
+
+
+def _over(results) -> str:
+    """``" (mean over 7 datasets)"`` for a suite's averaged results, ``""`` for one dataset."""
+    k = getattr(results, "n_datasets", 1)
+    return f" (mean over {k} datasets)" if k > 1 else ""
+
+
+def _sweeps(results):
+    """``(results of the sweeps, title suffix)``: a suite that ran the λ and outlier-pool sweeps on some of its
+    datasets keeps them in ``results.ablation`` (:attr:`~clipstudy.studies.calibration.CalibrationResults.sweeps`),
+    with those datasets' own main cells as references."""
+    sw = getattr(results, "sweeps", results)
+    if sw is results:
+        return results, _over(results)
+    return sw, f" ({', '.join(sw.datasets)}{'; mean' if sw.n_datasets > 1 else ''})"
 
 
 def method_name(family: str, dor: bool) -> str:
@@ -82,8 +101,8 @@ def plot_base_new(results, title: str = "Base vs new classes: calibration and ac
     handles, labels = axes[0, 0].get_legend_handles_labels()
     uniq = dict(zip(labels, handles))
     fig.legend(uniq.values(), uniq.keys(), loc="upper right", ncol=2, bbox_to_anchor=(1, 0.97))
-    _finish(fig, title, "bars: mean over seeds, whiskers: std; *deep text prompts = MaPLe's language "
-                             "branch alone (not MaPLe)" if "deep_text_prompt" in families else
+    _finish(fig, title + _over(results), "bars: mean over seeds, whiskers: std; *deep text prompts = MaPLe's "
+                                         "language branch alone (not MaPLe)" if "deep_text_prompt" in families else
                  "bars: mean over seeds, whiskers: std")
     return fig
 
@@ -133,6 +152,9 @@ def plot_reliability(results, methods: Sequence[tuple[str, bool]] = (("coop", Fa
             if i == 1:
                 ax.set_xlabel("confidence")
     axes[0, -1].legend(loc="lower right", fontsize=7)
+    k = getattr(results, "n_datasets", 1)
+    if k > 1 and title.endswith("(all seeds pooled)"):
+        title = title.replace("(all seeds pooled)", f"(all seeds and the {k} datasets pooled)")
     _finish(fig, title, "10 equal-width [lower, upper) bins; ECE and confidence − accuracy of the pooled bins")
     return fig
 
@@ -146,6 +168,9 @@ def plot_fd_training(results, methods: Sequence[tuple[str, bool]] = (("coop", Fa
 
 
     h = results.history
+    # datasets of a suite have different training-set sizes (shots x base classes), so their epochs differ;
+    # their histories are averaged per logged step (the recipes' step budgets are the same), drawn against it
+    x = "step" if getattr(results, "n_datasets", 1) > 1 and "step" in h else "epoch"
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, group in zip(axes, ("new", "base")):
@@ -156,27 +181,28 @@ def plot_fd_training(results, methods: Sequence[tuple[str, bool]] = (("coop", Fa
                 continue
             init = results.metrics
             init = init[(init.role == "main") & (init.family == family) & (init.dor == dor) & (init.group == group)]
-            full = _with_start(sub, init[["seed", "fd_init"]].rename(columns={"fd_init": col}).assign(epoch=0.0), col)
-            stats = full.groupby("epoch")[col].agg(["mean", "std"]).reset_index()
+            start = init[["seed", "fd_init"]].rename(columns={"fd_init": col}).assign(**{x: 0.0})
+            full = _with_start(sub, start, col, x)
+            stats = full.groupby(x)[col].agg(["mean", "std"]).reset_index()
             c = colors[k % len(colors)]
-            ax.plot(stats["epoch"], stats["mean"], color=c, label=method_name(family, dor))
-            ax.fill_between(stats["epoch"], stats["mean"] - stats["std"].fillna(0),
+            ax.plot(stats[x], stats["mean"], color=c, label=method_name(family, dor))
+            ax.fill_between(stats[x], stats["mean"] - stats["std"].fillna(0),
                             stats["mean"] + stats["std"].fillna(0), color=c, alpha=0.2)
         if group in results.fd_zeroshot:
             ax.axhline(results.fd_zeroshot[group], color="k", ls="--", lw=1, label="zero-shot prompt")
         ax.set_title(f"{group} classes")
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(x)
     axes[0].set_ylabel("FD (mean distance to nearest classes)")
     axes[0].legend(fontsize=8)
-    _finish(fig, title, "FD = mean cosine distance of each class text feature to its M nearest other class "
-                             "text features; epoch 0 = before training")
+    _finish(fig, title + _over(results), "FD = mean cosine distance of each class text feature to its M nearest "
+                                         f"other class text features; {x} 0 = before training")
     return fig
 
 
-def _with_start(sub, start, col):
+def _with_start(sub, start, col, x: str = "epoch"):
     import pandas as pd
 
-    return pd.concat([start[["seed", "epoch", col]], sub[["seed", "epoch", col]]], ignore_index=True)
+    return pd.concat([start[["seed", x, col]], sub[["seed", x, col]]], ignore_index=True)
 
 
 def plot_lambda(results, family: str = "coop", title: str = "DOR weight λ"):
@@ -184,7 +210,7 @@ def plot_lambda(results, family: str = "coop", title: str = "DOR weight λ"):
     base-class values dashed, zero-shot as a grey line."""
     import matplotlib.pyplot as plt
 
-
+    results, where = _sweeps(results)
     m = results.metrics
     sweep = m[(m.family == family) & ((m.role == "lambda") | ((m.role == "main") & ~m.dor))]
     sweep = sweep.assign(lam=np.where(sweep.dor, sweep.lam, 0.0)).drop_duplicates(["lam", "seed", "group"])
@@ -206,7 +232,7 @@ def plot_lambda(results, family: str = "coop", title: str = "DOR weight λ"):
         ax.set_xlabel("λ (0 = without DOR)")
         ax.set_ylabel(label)
     axes[0].legend(fontsize=8)
-    _finish(fig, f"{title}: {method_name(family, True)}", "mean ± std over seeds")
+    _finish(fig, f"{title}: {method_name(family, True)}{where}", "mean ± std over seeds")
     return fig
 
 
@@ -215,7 +241,7 @@ def plot_vocabulary(results, family: str = "coop", title: str = "Outlier vocabul
     oracle = the true new-class names); dashed: the method without DOR."""
     import matplotlib.pyplot as plt
 
-
+    results, where = _sweeps(results)
     m = results.metrics
     abl = m[(m.family == family) & (m.role == "mode")]
     ref = m[(m.family == family) & (m.role == "main") & ~m.dor]
@@ -236,7 +262,8 @@ def plot_vocabulary(results, family: str = "coop", title: str = "Outlier vocabul
             low = min(v.min() for v in vals if len(v))
             ax.set_ylim(max(0, min(low, r.mean() * 100 if len(r) else low) - 5), 100)
     axes[0].legend(fontsize=8)
-    _finish(fig, f"{title}: {method_name(family, True)} with different outlier pools", "mean ± std over seeds")
+    _finish(fig, f"{title}: {method_name(family, True)} with different outlier pools{where}",
+            "mean ± std over seeds")
     return fig
 
 
@@ -260,5 +287,60 @@ def plot_confidence_gap(results, title: str = "Confidence minus accuracy"):
     ax.invert_yaxis()
     ax.set_xlabel("confidence − accuracy (percentage points)")
     ax.legend(fontsize=8, loc="lower right")
-    _finish(fig, title, "> 0: overconfident, < 0: underconfident; mean ± std over seeds")
+    _finish(fig, title + _over(results), "> 0: overconfident, < 0: underconfident; mean ± std over seeds")
+    return fig
+
+
+PER_DATASET_METRICS = {"ece": ("ECE (%)", "Reds", False), "gap": ("confidence − accuracy (pp)", "RdBu_r", True),
+                       "accuracy": ("top-1 (%)", "Greens", False)}
+"""Per metric of :func:`plot_per_dataset`: the colour-bar label, the colour map and whether it is centred on 0."""
+
+
+def plot_per_dataset(results, metrics: Sequence[str] = ("ece", "gap", "accuracy"),
+                     title: str = "Per dataset: base and new classes"):
+    """Figure 7: one heat map per metric (rows) and class group (columns: base, new): datasets (rows, then
+    their mean, the suite average of Figures 1-6) against main methods (columns), each cell the mean over
+    seeds (:func:`clipstudy.studies.calibration.dataset_table`), annotated. ``gap`` (confidence − accuracy)
+    is coloured around 0: red overconfident, blue underconfident."""
+    import matplotlib.pyplot as plt
+
+    from .calibration import dataset_table, main_methods
+
+    df = results.main()
+    methods = main_methods(results)
+    facet = df.drop_duplicates("method").set_index("method")
+    names = [method_name(facet.loc[m, "family"], bool(facet.loc[m, "dor"])) for m in methods]
+    tables = {(m, g): dataset_table(results, m, g).reindex(columns=methods) for m in metrics for g in ("base", "new")}
+    n_rows = len(next(iter(tables.values())))
+    size = (2.2 + 1.5 * len(methods), 0.9 + 0.42 * n_rows * len(metrics))
+    fig, axes = plt.subplots(len(metrics), 2, figsize=size, squeeze=False)
+    for i, metric in enumerate(metrics):
+        label, cmap, centred = PER_DATASET_METRICS.get(metric, (metric, "viridis", False))
+        vals = np.concatenate([tables[metric, g].to_numpy(dtype=float).ravel() for g in ("base", "new")])
+        vals = vals[np.isfinite(vals)]
+        if centred:
+            lim = max(1e-9, float(np.abs(vals).max()) if len(vals) else 1.0)
+            vmin, vmax = -lim, lim
+        else:
+            vmin, vmax = (float(vals.min()), float(vals.max())) if len(vals) else (0.0, 1.0)
+        for j, group in enumerate(("base", "new")):
+            ax, t = axes[i, j], tables[metric, group]
+            a = t.to_numpy(dtype=float)
+            im = ax.imshow(a, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+            for r in range(a.shape[0]):
+                for c in range(a.shape[1]):
+                    if np.isfinite(a[r, c]):
+                        red, green, blue, _ = im.cmap(im.norm(a[r, c]))
+                        ink = "white" if 0.299 * red + 0.587 * green + 0.114 * blue < 0.5 else "black"
+                        ax.text(c, r, f"{a[r, c]:+.1f}" if centred else f"{a[r, c]:.1f}", ha="center", va="center",
+                                fontsize=7, color=ink)
+            ax.set_xticks(range(len(methods)), names, rotation=35, ha="right", fontsize=7)
+            ax.set_yticks(range(len(t.index)), list(t.index), fontsize=7)
+            if "mean" in t.index:
+                ax.axhline(len(t.index) - 1.5, color="k", lw=1)
+            ax.set_title(f"{label}, {group} classes", fontsize=9)
+            if j == 1:
+                fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
+    _finish(fig, title, "each cell: mean over seeds; last row: the mean over the datasets (the suite average of "
+                        "the other figures)", top=0.94)
     return fig
