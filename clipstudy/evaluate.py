@@ -162,9 +162,10 @@ def suite_zeroshot(loaded, suite: str = "world-suite", *, n: int | None = None, 
     scale = float(loaded.logit_scale)
     out = {}
     for name in SUITES[suite]:
-        ds = build_dataset(name, split="test", seed=seed, **({"n": n} if n else {}))
-        res = zeroshot_on(loaded, ds, resolve_templates("dataset", ds), progress=progress, cache=cache)
         base, new = base_new_split(name)
+        size = {"n": max(int(n), len(base) + len(new))} if n else {}  # at least one image per class
+        ds = build_dataset(name, split="test", seed=seed, **size)
+        res = zeroshot_on(loaded, ds, resolve_templates("dataset", ds), progress=progress, cache=cache)
         out[name] = {"base": zeroshot_calibration(res, scale, base), "new": zeroshot_calibration(res, scale, new),
                      "all": zeroshot_calibration(res, scale)}
     out["mean"] = {g: {k: round(float(np.mean([out[d][g][k] for d in SUITES[suite]])), 4)

@@ -64,6 +64,7 @@ class PretrainConfig:
     eval_per_domain: int = 200
     card_eval_n: int | None = None  # images per domain of the model card's evaluation (None: see model_card)
     texture_fraction: float = 0.0  # share of every batch that is texture-only images (see world_batches)
+    card_suite: str = ""  # dataset suite whose zero-shot calibration the model card reports ("" = none)
     world: tuple = ()  # WorldConfig overrides as (key, value) pairs
     preset: str = ""
     description: str = ""
@@ -81,6 +82,11 @@ class PretrainConfig:
         _check_positive("lr", self.lr)
         if self.max_minutes is not None:
             _check_positive("max_minutes", self.max_minutes, "minutes; None for no time limit", finite=False)
+        if self.card_suite:
+            from .data.world_suite import SUITES
+
+            if self.card_suite not in SUITES:
+                raise ConfigError(f"unknown card_suite {self.card_suite!r}; valid: '' (none), {', '.join(SUITES)}")
         if not (_is_number(self.texture_fraction) and 0 <= self.texture_fraction < 1):
             raise ConfigError(f"texture_fraction must be a number in [0, 1), got {self.texture_fraction!r}")
         if self.texture_fraction and self.batch_size < 2:
@@ -159,7 +165,7 @@ def _check_positive(name: str, value, unit: str = "", finite: bool = True) -> No
 
 #: Fields a resumed run may change: when training stops and how the finished model is described and
 #: evaluated for its card. None of them touches the steps already taken or the curve already recorded.
-RESUMABLE_CHANGES = ("max_minutes", "card_eval_n", "description")
+RESUMABLE_CHANGES = ("max_minutes", "card_eval_n", "card_suite", "description")
 
 
 def config_record(cfg: PretrainConfig) -> dict:
@@ -316,8 +322,8 @@ def model_card(loaded, cfg: PretrainConfig, history: list, seconds: float, progr
     """Measured facts about a pretrained model: zero-shot accuracy per domain and per factor value
     (photo prompt, all world classes), shape bias on cue-conflict images, accuracy under each
     corruption at severity 3, the logit scale, zero-shot calibration per domain (ECE and mean confidence at
-    the model's own scale) and on every dataset of the world suite with its own prompt (base, new and all
-    classes: :func:`clipstudy.evaluate.suite_zeroshot`). ``cfg.card_eval_n`` sets the evaluation size (images
+    the model's own scale) and, with ``card_suite`` set, on every dataset of that suite with its own prompt
+    (base, new and all classes: :func:`clipstudy.evaluate.suite_zeroshot`). ``cfg.card_eval_n`` sets the evaluation size (images
     per domain; half of it per corruption; the suite's test splits keep their size unless it is set); by
     default ``eval_per_domain`` for runs of at most 100 steps, else at least 1000."""
     from .evaluate import (accuracy_by_factor, corruption_accuracy, shape_bias_on_world, suite_zeroshot,
@@ -339,7 +345,8 @@ def model_card(loaded, cfg: PretrainConfig, history: list, seconds: float, progr
         "num_classes": len(next(iter(results.values())).classnames),
         "logit_scale": round(scale, 3),
         "zeroshot_calibration": {d: zeroshot_calibration(r, scale) for d, r in results.items()},
-        "suite_zeroshot": suite_zeroshot(loaded, n=small, seed=cfg.seed, progress=progress, cache=False),
+        "suite_zeroshot": suite_zeroshot(loaded, cfg.card_suite, n=small, seed=cfg.seed, progress=progress,
+                                         cache=False) if cfg.card_suite else {},
         "photo_accuracy_by_factor": {f: {r.value: round(r.accuracy, 4) for r in g.itertuples()}
                                      for f, g in factors.groupby("factor", sort=False)},
         "shape_bias": {k: round(v, 4) for k, v in shape_bias_on_world(loaded, n=n, **kw).items()},

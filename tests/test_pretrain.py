@@ -118,8 +118,8 @@ def test_state_stores_its_config_and_which_changes_may_resume(smoke_run):
     assert state["pretrain_config"] == config_record(cfg)
     assert card["train_minutes"] == round(state["seconds"] / 60, 2)  # the training time fit stored
     stored = config_record(cfg)
-    assert RESUMABLE_CHANGES == ("max_minutes", "card_eval_n", "description")
-    assert config_changes(stored, dataclasses.replace(cfg, max_minutes=5.0, card_eval_n=8, description="x")) == {}
+    assert RESUMABLE_CHANGES == ("max_minutes", "card_eval_n", "card_suite", "description")
+    assert config_changes(stored, dataclasses.replace(cfg, max_minutes=5.0, card_eval_n=8, card_suite="", description="x")) == {}
     assert config_changes(stored, dataclasses.replace(cfg, steps=8, world=(("typical_texture_prob", 0.5),))) == {
         "steps": (6, 8), "world": ([], [["typical_texture_prob", 0.5]])}
 
