@@ -54,7 +54,32 @@ def test_pixels_and_cache_key_do_not_depend_on_caption_names():
     assert a != b
 
 
-@pytest.mark.parametrize("bad", [{"shapes": 0.5}, {"id": 1.5}, {"pattern": True}])
+def test_domain_rates_name_classes_rarely_in_that_domain_only():
+    cfg = WorldConfig(seed=6, n=3000, caption_names={"domain:sketch": 0.1, "domain:infograph": 0.0})
+    named = {}
+    for row in _captions(cfg, 3000):
+        named.setdefault(row["domain"], []).append(row["class_name"] in row["caption"])
+    assert not any(named["infograph"])
+    assert 0.03 < np.mean(named["sketch"]) < 0.2, np.mean(named["sketch"])
+    assert all(all(named[d]) for d in ("photo", "painting", "clipart"))
+
+
+def test_group_and_domain_rates_multiply():
+    cfg = WorldConfig(seed=7, n=4000, domains={"sketch": 1.0}, caption_names={"domain:sketch": 0.5, "id": 0.5})
+    rows = [r for r in _captions(cfg, 4000) if CLASS_INFO[r["class_name"]]["group"] == "id"]
+    assert 0.18 < np.mean([r["class_name"] in r["caption"] for r in rows]) < 0.32  # 0.25
+
+
+def test_domain_rates_keep_every_other_caption():
+    """A domain rate draws only where it applies: captions of other domains are those without it."""
+    a = WorldConfig(seed=8, n=400, caption_names={"near_ood": 0.3})
+    b = a.replace(caption_names={"near_ood": 0.3, "domain:infograph": 0.0})
+    for ra, rb in zip(_captions(a, 400), _captions(b, 400)):
+        if ra["domain"] != "infograph":
+            assert ra["caption"] == rb["caption"]
+
+
+@pytest.mark.parametrize("bad", [{"shapes": 0.5}, {"id": 1.5}, {"pattern": True}, {"domain:satellite": 0.5}])
 def test_bad_caption_names_are_refused(bad):
     with pytest.raises(ValueError, match="caption_names"):
         WorldConfig(caption_names=bad)

@@ -11,7 +11,10 @@ is the shape class and the colour/pattern words describe the (conflicting) textu
 ``WorldConfig.caption_names`` (a pretraining knob; empty by default, which leaves every caption as it was)
 makes captions name some concepts less often, as web captions name rare concepts rarely: for a class group
 ("id", "near_ood", "far_ood") it is the probability that a caption names an object's class (otherwise the
-class is called a "shape" or, for the far-OOD object icons, an "object"); for "pattern" and "background" it
+class is called a "shape" or, for the far-OOD object icons, an "object"); for a domain ("domain:sketch") it is
+the probability that a caption of an object image in that domain names its class (both rates multiply: web
+captions of a rare imaging modality, such as satellite views, seldom name what they show in the words of a
+classification prompt, while the same words are common under photos); for "pattern" and "background" it
 scales the probability that the pattern or background is mentioned (texture-only captions then say "a
 texture"). Those are the concepts whose names a downstream prompt needs and a pretraining stream can leave
 under-described, which is what gives prompt learning its headroom on CoOp's datasets (docs/world_suite.md).
@@ -62,10 +65,13 @@ HYPERNYMS = {"id": "shape", "near_ood": "shape", "far_ood": "object"}
 
 
 def class_word(sc: Scene, rng, names: dict) -> str:
-    """The class name, or with probability ``1 - names[group]`` its hypernym (no draw without a rate)."""
+    """The class name, or with probability ``1 - names[group] * names["domain:<domain>"]`` its hypernym
+    (one draw where either rate is set, none without a rate, so configs without one keep their captions)."""
     group = CLASS_INFO[sc.class_name]["group"]
-    if group in names and rng.random() >= names[group]:
-        return HYPERNYMS[group]
+    domain_key = f"domain:{sc.factors['domain']}"
+    if group in names or domain_key in names:
+        if rng.random() >= names.get(group, 1.0) * names.get(domain_key, 1.0):
+            return HYPERNYMS[group]
     return sc.class_name
 
 

@@ -11,8 +11,8 @@ from .catalog import (CLASS_NAMES, DEFAULT_MIXTURE, DOMAINS, FACTORS, KIND_DOMAI
 from .corruptions import CORRUPTIONS
 
 #: What ``caption_names`` can make captions name less often: the class of an object of each class group,
-#: the pattern, the background.
-NAMING_KEYS = ("id", "near_ood", "far_ood", "pattern", "background")
+#: the class of an object in each domain (``domain:<name>``), the pattern, the background.
+NAMING_KEYS = ("id", "near_ood", "far_ood", *(f"domain:{d}" for d in DOMAINS), "pattern", "background")
 
 #: Factors a texture-only image has no use for; they are always "none" there.
 _OBJECT_ONLY = ("size", "position", "rotation")
