@@ -171,3 +171,57 @@ def suite_zeroshot(loaded, suite: str = "world-suite", *, n: int | None = None, 
     out["mean"] = {g: {k: round(float(np.mean([out[d][g][k] for d in SUITES[suite]])), 4)
                        for k in ("accuracy", "confidence", "ece", "ece15")} for g in ("base", "new", "all")}
     return out
+
+
+SCALE_FITS = ("", "pretrain-val")
+"""How a pretraining run sets its final logit scale: ``""`` keeps the scale the contrastive loss learned;
+``"pretrain-val"`` replaces it with :func:`fit_pretraining_scale`'s NLL-optimal scale."""
+
+
+def fit_pretraining_scale(loaded, world_cfg, *, progress: bool = False) -> dict:
+    """The NLL-optimal zero-shot logit scale on a held-out stream of the pretraining distribution.
+
+    ``world_cfg`` is that stream (``PretrainConfig.world_config("val", n)``: the pretraining mixture of
+    domains and factors, on the world's validation split, so none of its images was trained on). Each image
+    is classified zero-shot over every world class with its own domain's caption prompt ("a sketch of a
+    {}."), and the scale ``s`` of ``s * cos`` that minimises the mean cross-entropy is found by temperature
+    scaling (Guo et al. 2017; L-BFGS on ``log T`` from the learned scale, :func:`clipstudy.temperature.fit_temperature`).
+    CLIP learns its scale as part of the likelihood of its pretraining data; this fits the same scale to the
+    likelihood of the classification task the zero-shot model is used for, on the same distribution, and
+    never on a downstream dataset. Returns ``{"learned", "fitted", "nll_learned", "nll_fitted", "n",
+    "accuracy"}``."""
+    import math
+
+    from .data.world_data import WorldData
+    from .temperature import fit_temperature, temperature_nll
+    from .world import CLASS_NAMES
+    from .world.captions import simple_caption
+
+    ds = WorldData(world_cfg)
+    fs = extract_features(loaded, ds, progress=progress, cache=False)
+    domains = np.asarray([row["domain"] for row in ds.factor_table()])
+    sims = np.zeros((len(domains), len(CLASS_NAMES)), np.float64)
+    for d in np.unique(domains):
+        head = build_method("zeroshot", loaded, CLASS_NAMES, templates=simple_caption(str(d), "{}"))
+        rows = np.flatnonzero(domains == d)
+        sims[rows] = head.predict_similarities(fs.features[rows]).double().numpy()
+    labels = fs.labels.numpy()
+    learned = float(loaded.logit_scale)
+    t = fit_temperature(learned * sims, labels, method="lbfgs", lower=0.05, upper=20.0)
+    fitted = learned / t
+    if not math.isfinite(fitted) or fitted <= 0:
+        raise ValueError(f"scale fit failed: T = {t!r}")
+    return {"learned": round(learned, 4), "fitted": round(fitted, 4), "n": int(len(labels)),
+            "accuracy": round(float((sims.argmax(1) == labels).mean()), 4),
+            "nll_learned": round(temperature_nll(learned * sims, labels, 1.0), 4),
+            "nll_fitted": round(temperature_nll(fitted * sims, labels, 1.0), 4)}
+
+
+def set_logit_scale(loaded, scale: float) -> None:
+    """Set a CLIP model's logit scale (stored as its log) to ``scale``."""
+    import math
+
+    import torch
+
+    with torch.no_grad():
+        loaded.model.logit_scale.fill_(math.log(float(scale)))

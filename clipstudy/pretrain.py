@@ -65,6 +65,8 @@ class PretrainConfig:
     card_eval_n: int | None = None  # images per domain of the model card's evaluation (None: see model_card)
     texture_fraction: float = 0.0  # share of every batch that is texture-only images (see world_batches)
     card_suite: str = ""  # dataset suite whose zero-shot calibration the model card reports ("" = none)
+    scale_fit: str = ""  # final logit scale: "" learned, "pretrain-val" fitted (clipstudy.evaluate.SCALE_FITS)
+    scale_fit_n: int = 3000  # images of the held-out pretraining stream the scale is fitted on
     world: tuple = ()  # WorldConfig overrides as (key, value) pairs
     preset: str = ""
     description: str = ""
@@ -87,6 +89,11 @@ class PretrainConfig:
 
             if self.card_suite not in SUITES:
                 raise ConfigError(f"unknown card_suite {self.card_suite!r}; valid: '' (none), {', '.join(SUITES)}")
+        from .evaluate import SCALE_FITS
+
+        if self.scale_fit not in SCALE_FITS:
+            raise ConfigError(f"unknown scale_fit {self.scale_fit!r}; valid: {', '.join(map(repr, SCALE_FITS))}")
+        _check_int("scale_fit_n", self.scale_fit_n, 1, MAX_IMAGES)
         if not (_is_number(self.texture_fraction) and 0 <= self.texture_fraction < 1):
             raise ConfigError(f"texture_fraction must be a number in [0, 1), got {self.texture_fraction!r}")
         if self.texture_fraction and self.batch_size < 2:
@@ -163,9 +170,10 @@ def _check_positive(name: str, value, unit: str = "", finite: bool = True) -> No
         raise ConfigError(f"{name} must be {kind} > 0{f' ({unit})' if unit else ''}, got {value!r}")
 
 
-#: Fields a resumed run may change: when training stops and how the finished model is described and
-#: evaluated for its card. None of them touches the steps already taken or the curve already recorded.
-RESUMABLE_CHANGES = ("max_minutes", "card_eval_n", "card_suite", "description")
+#: Fields a resumed run may change: when training stops, how the finished model's logit scale is set (after
+#: the last step; ``state.pt`` keeps the learned one) and how it is described and evaluated for its card.
+#: None of them touches the steps already taken or the curve already recorded.
+RESUMABLE_CHANGES = ("max_minutes", "card_eval_n", "card_suite", "scale_fit", "scale_fit_n", "description")
 
 
 def config_record(cfg: PretrainConfig) -> dict:
@@ -304,11 +312,28 @@ def pretrain(cfg: PretrainConfig, *, out_dir: str | Path | None = None, progress
     history = fit(method, batches, tcfg, checkpoint=state, checkpoint_extra={"pretrain_config": config_record(cfg)},
                   callbacks=[monitor], progress=progress, desc=f"pretrain {cfg.preset or cfg.arch}")
     loaded.model.eval()
+    scale_fit = finish_scale(loaded, cfg, progress=progress)
     card = model_card(loaded, cfg, history, _trained_seconds(state), progress=progress)
+    if scale_fit:
+        card["scale_fit"] = scale_fit
     save_weights(loaded.model, out / "weights.safetensors", metadata={"arch": cfg.arch, "preset": cfg.preset})
     write_json(out / "card.json", card)
     write_text(out / "card.md", card_markdown(card))
     return card
+
+
+def finish_scale(loaded, cfg: PretrainConfig, progress: bool = False) -> dict:
+    """Set the finished model's logit scale as ``cfg.scale_fit`` asks; returns the fit's record (``{}`` when
+    the learned scale is kept). ``"pretrain-val"``: :func:`clipstudy.evaluate.fit_pretraining_scale` on
+    ``scale_fit_n`` images of the pretraining stream's validation split (seed ``cfg.seed + 1000``)."""
+    if not cfg.scale_fit:
+        return {}
+    from .evaluate import fit_pretraining_scale, set_logit_scale
+
+    fit = fit_pretraining_scale(loaded, cfg.world_config("val", cfg.scale_fit_n, seed=cfg.seed + 1000),
+                                progress=progress)
+    set_logit_scale(loaded, fit["fitted"])
+    return {"method": cfg.scale_fit, **fit}
 
 
 def _trained_seconds(state: Path) -> float:
@@ -386,12 +411,20 @@ Softmax at the model's logit scale ({card.get('logit_scale', float('nan')):.2f})
 {suite_rows}
 """ if suite else ""
     sb = card["shape_bias"]
+    fit = card.get("scale_fit") or {}
+    scale_line = (f"""
+Logit scale {card.get('logit_scale', float('nan')):.2f}: the contrastive loss learned {fit['learned']:.2f}; the
+final scale was fitted after training ({fit['method']}: the NLL-optimal zero-shot scale on {fit['n']:,} held-out
+images of the pretraining distribution, each domain with its own caption prompt, over all world classes;
+NLL {fit['nll_learned']:.3f} at the learned scale, {fit['nll_fitted']:.3f} at the fitted one). No downstream
+dataset was used.
+""" if fit else "")
     return f"""# Model card: `{card['preset'] or card['arch']}`
 
 Contrastive ({card['loss']}) pretraining from scratch on the clipstudy world, architecture
 `{card['arch']}`, seed {card['seed']}, {card['steps_done']} steps in {card['train_minutes']} minutes
 on this machine's CPU. Reproduce with `clipstudy pretrain --preset {card['preset']} --seed {card['seed']}`.
-
+{scale_line}
 ## Zero-shot top-1 accuracy per domain
 
 Prompt "{card['zeroshot_prompt']}" over all {card['num_classes']} world classes (chance {chance:.1%}),

@@ -118,8 +118,10 @@ def test_state_stores_its_config_and_which_changes_may_resume(smoke_run):
     assert state["pretrain_config"] == config_record(cfg)
     assert card["train_minutes"] == round(state["seconds"] / 60, 2)  # the training time fit stored
     stored = config_record(cfg)
-    assert RESUMABLE_CHANGES == ("max_minutes", "card_eval_n", "card_suite", "description")
-    assert config_changes(stored, dataclasses.replace(cfg, max_minutes=5.0, card_eval_n=8, card_suite="", description="x")) == {}
+    assert RESUMABLE_CHANGES == ("max_minutes", "card_eval_n", "card_suite", "scale_fit", "scale_fit_n",
+                                 "description")
+    assert config_changes(stored, dataclasses.replace(cfg, max_minutes=5.0, card_eval_n=8, card_suite="",
+                                                      scale_fit="pretrain-val", scale_fit_n=64, description="x")) == {}
     assert config_changes(stored, dataclasses.replace(cfg, steps=8, world=(("typical_texture_prob", 0.5),))) == {
         "steps": (6, 8), "world": ([], [["typical_texture_prob", 0.5]])}
 
@@ -181,3 +183,75 @@ def test_card_reports_calibration_per_domain_and_on_the_suite(smoke_run):
     assert suite["mean"]["base"]["ece"] == pytest.approx(
         np.mean([suite[d]["base"]["ece"] for d in SUITES["world-suite"]]), abs=1e-3)
     assert "Zero-shot calibration on the world suite" in (tmp_path / "run" / "card.md").read_text()
+
+
+def test_scale_fit_is_checked():
+    base = PretrainConfig.from_preset("smoke")
+    with pytest.raises(ConfigError, match="unknown scale_fit 'val'; valid: '', 'pretrain-val'"):
+        dataclasses_replace(base, scale_fit="val")
+    with pytest.raises(ConfigError, match="scale_fit_n must be an integer"):
+        dataclasses_replace(base, scale_fit_n=0)
+
+
+def test_fitted_scale_minimises_the_held_out_nll_by_brute_force(smoke_run):
+    """fit_pretraining_scale against a grid search of the same NLL, computed independently (torch
+    log-softmax over every world class, each image with its own domain's caption prompt)."""
+    import numpy as np
+    import torch.nn.functional as F
+
+    from clipstudy.data.world_data import WorldData
+    from clipstudy.evaluate import fit_pretraining_scale
+    from clipstudy.features import extract_features
+    from clipstudy.models import load_model
+    from clipstudy.world import CLASS_NAMES
+
+    cfg, card, tmp_path = smoke_run
+    loaded = load_model(cfg.arch, str(tmp_path / "run" / "weights.safetensors"))
+    wcfg = cfg.world_config("val", 120, seed=cfg.seed + 1000)
+    fit = fit_pretraining_scale(loaded, wcfg)
+    assert fit["learned"] == pytest.approx(float(loaded.logit_scale), rel=1e-4) and fit["n"] == 120
+    assert fit["nll_fitted"] <= fit["nll_learned"] + 1e-6
+
+    ds = WorldData(wcfg)
+    feats = F.normalize(extract_features(loaded, ds, progress=False, cache=False).features.float(), dim=-1)
+    domains = [row["domain"] for row in ds.factor_table()]
+    prompts = {d: f"{'an' if d == 'infograph' else 'a'} {d if d != 'infograph' else 'infographic'} of a {{}}."
+               for d in set(domains)}
+    text = {}
+    with torch.no_grad():
+        for d, p in prompts.items():
+            tokens = loaded.tokenizer([p.format(c) for c in CLASS_NAMES])
+            text[d] = F.normalize(loaded.model.encode_text(tokens).float(), dim=-1)
+    cos = torch.stack([feats[i] @ text[d].T for i, d in enumerate(domains)]).double()
+    labels = torch.as_tensor(np.asarray(ds.targets))
+
+    def nll(s):
+        return float(F.cross_entropy(s * cos, labels))
+
+    grid = np.exp(np.linspace(np.log(fit["fitted"]) - 0.3, np.log(fit["fitted"]) + 0.3, 61))
+    best = grid[int(np.argmin([nll(s) for s in grid]))]
+    assert fit["fitted"] == pytest.approx(best, rel=0.02)
+    assert nll(fit["fitted"]) == pytest.approx(fit["nll_fitted"], abs=1e-3)
+
+
+def test_pretrain_with_a_scale_fit_ships_the_fitted_scale(smoke_run, tmp_path, monkeypatch):
+    """Changing scale_fit resumes the finished run (no step retrained), and the weights and card carry the
+    fitted scale while state.pt keeps the learned one."""
+    from clipstudy.models import load_model
+
+    cfg, card, first = smoke_run
+    monkeypatch.setenv("CLIPSTUDY_HOME", str(tmp_path / "home"))
+    import shutil
+
+    shutil.copytree(first / "run", tmp_path / "run")
+    fitted_cfg = dataclasses_replace(cfg, scale_fit="pretrain-val", scale_fit_n=96)
+    again = pretrain(fitted_cfg, out_dir=tmp_path / "run", progress=False)
+    assert again["history"] == card["history"]
+    fit = again["scale_fit"]
+    assert fit["method"] == "pretrain-val" and fit["learned"] == pytest.approx(card["logit_scale"], rel=1e-3)
+    loaded = load_model(cfg.arch, str(tmp_path / "run" / "weights.safetensors"))
+    assert float(loaded.logit_scale) == pytest.approx(fit["fitted"], rel=2e-3)  # fp16 weights
+    assert again["logit_scale"] == pytest.approx(fit["fitted"], rel=1e-3)
+    state = torch.load(tmp_path / "run" / "state.pt", weights_only=False)
+    assert "the contrastive loss learned" in (tmp_path / "run" / "card.md").read_text()
+    assert state["step"] == cfg.steps
