@@ -254,3 +254,24 @@ def test_sampler_resume_and_errors():
         V.OutlierSampler([], 1)
     with pytest.raises(ConfigError, match="batch_size must be an integer >= 1"):
         V.OutlierSampler(pool, 0)
+
+
+def test_pools_of_several_base_sets_encode_the_shared_vocabulary_once(micro, cache_home, monkeypatch):
+    """Large candidate lists inside the shared vocabulary (WordNet + world words) are rows of its features,
+    encoded once: two base-class sets remove different names, and the second list encodes nothing."""
+    words = tuple(sorted(f"thing {chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(26 * 26)))
+    shared = tuple(sorted(set(words) | {f"other {w}" for w in words}))
+    monkeypatch.setattr(V, "shared_vocabulary", lambda: shared)
+    texts, encode = [], V.encode_prompts
+    monkeypatch.setattr(V, "encode_prompts", lambda loaded, t, **k: texts.append(len(t)) or encode(loaded, t, **k))
+    a = [w for w in shared if not w.endswith("a")]
+    b = [w for w in shared if not w.endswith("b")]
+    fa, hit_a = V.candidate_features(micro, a, progress=False)
+    fb, hit_b = V.candidate_features(micro, b, progress=False)
+    assert texts == [len(shared)] and not hit_a and hit_b
+    direct = encode(micro, [V.DEFAULT_TEMPLATE.format(w) for w in b], progress=False).half().float()
+    torch.testing.assert_close(fb, direct, atol=2e-3, rtol=0)  # the same prompts, stored in float16
+    assert fa.shape == (len(a), direct.shape[1])
+    # a short or foreign list is encoded as it is
+    V.candidate_features(micro, CANDIDATES, progress=False)
+    assert texts[-1] == len(CANDIDATES)

@@ -33,7 +33,7 @@ def parse_args(argv=None):
     p.add_argument("--shots", type=int, default=16)
     p.add_argument("--n-train", type=int, default=None, help="train-split pool (default: the dataset's)")
     p.add_argument("--n-test", type=int, default=900)
-    p.add_argument("--methods", default="coop,linear_probe", help="recipes trained on the base classes")
+    p.add_argument("--methods", default="coop,linear_probe,finetune", help="recipes trained on the base classes")
     p.add_argument("--precision", default="fp32", help="training precision of every recipe (fp32, as notebook 02 "
                    "trains on a CPU; bf16; '' keeps the recipes')")
     p.add_argument("--out", default="", help="also write the table to this file")
