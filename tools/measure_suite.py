@@ -34,6 +34,10 @@ def parse_args(argv=None):
     p.add_argument("--n-train", type=int, default=None, help="train-split pool (default: the dataset's)")
     p.add_argument("--n-test", type=int, default=900)
     p.add_argument("--methods", default="coop,linear_probe,finetune", help="recipes trained on the base classes")
+    p.add_argument("--prompts", default="dataset", choices=("dataset", "photo"),
+                   help="dataset: every recipe's single prompt (zero-shot-initialised heads, CoOp's context) is the "
+                   "dataset's own, as notebook 01 prompts its ID set (clipstudy.studies.ood.with_id_prompt); photo: "
+                   "the recipes' 'a photo of a {}.' prompt")
     p.add_argument("--precision", default="fp32", help="training precision of every recipe (fp32, as notebook 02 "
                    "trains on a CPU; bf16; '' keeps the recipes')")
     p.add_argument("--out", default="", help="also write the table to this file")
@@ -64,6 +68,7 @@ def measure(loaded, name: str, args, seeds) -> dict:
                                       transfer_to_classes)
     from clipstudy.features import extract_features
     from clipstudy.methods import build_method
+    from clipstudy.studies.ood import with_id_prompt
 
     test = build_dataset(name, split="test", n=args.n_test, seed=args.seed)
     pool = build_dataset(name, split="train", seed=args.seed, **({"n": args.n_train} if args.n_train else {}))
@@ -81,6 +86,8 @@ def measure(loaded, name: str, args, seeds) -> dict:
         row[f"zs_{g}"] = summary(group_logits(zs, feats, masks[g]), ys[g])
     for recipe_name in [m for m in args.methods.split(",") if m]:
         recipe = get_recipe(recipe_name, "embedded", **({"precision": args.precision} if args.precision else {}))
+        if args.prompts == "dataset":
+            recipe = with_id_prompt(recipe, test.template)
         base_acc, new_acc = [], []
         for seed in seeds:
             train = few_shot_set(pool, args.shots, seed, label_map=maps["base"])
@@ -130,7 +137,8 @@ def table(rows, methods, loaded, args, seeds, minutes) -> str:
     zs_all = [r["zs_all"]["accuracy"] for r in rows]
     lines += ["", f"model {args.model} (logit scale {float(loaded.logit_scale):.2f}); suite seed {args.seed}, training "
               f"seeds {','.join(map(str, seeds))}, {args.shots} shots per base class, "
-              f"{' and '.join(methods)} at the embedded scale, precision {args.precision or 'of the recipes'}; "
+              f"{' and '.join(methods)} at the embedded scale ({'each dataset' if args.prompts == 'dataset' else 'the photo'}"
+              f" prompt for heads and context), precision {args.precision or 'of the recipes'}; "
               f"test n = {args.n_test} per dataset; ECE: 10 bins [lower, upper), in %; zero-shot with each "
               f"dataset's template "
               f"({'; '.join(r['dataset'] + ': ' + repr(r['template']) for r in rows)}). Zero-shot accuracy (all "
