@@ -8,6 +8,22 @@
 import pytest
 
 
+@pytest.fixture(scope="module")
+def micro():
+    """The random-weight micro CLIP (``clipstudy-micro``, seed 0), loaded once per test module."""
+    pytest.importorskip("torch")
+    from clipstudy.models import load_model
+
+    return load_model("clipstudy-micro", "random", seed=0)
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch):
+    """A fresh ``CLIPSTUDY_HOME`` (caches, results, checkpoints) under ``tmp_path``."""
+    monkeypatch.setenv("CLIPSTUDY_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
 @pytest.fixture
 def run_notebook(tmp_path, monkeypatch):
     """Execute a notebook of notebooks/manifest.yaml (smoke profile) under tmp_path; return its records.

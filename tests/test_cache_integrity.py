@@ -16,15 +16,6 @@ from clipstudy.models import load_model, weights_hash  # noqa: E402
 from clipstudy.results import ResultStore  # noqa: E402
 
 
-@pytest.fixture()
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("CLIPSTUDY_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
-@pytest.fixture(scope="module")
-def micro():
-    return load_model("clipstudy-micro", "random", seed=0)
 
 
 def world(n=12, seed=0):

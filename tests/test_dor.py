@@ -26,10 +26,6 @@ def _tmp_home(tmp_path, monkeypatch):
     monkeypatch.setenv("CLIPSTUDY_HOME", str(tmp_path / "home"))
 
 
-@pytest.fixture(scope="module")
-def micro():
-    return load_model("clipstudy-micro", "random", seed=0)
-
 
 @pytest.fixture
 def vocab(tmp_path):

@@ -6,19 +6,9 @@ torch = pytest.importorskip("torch")
 
 from clipstudy import experiment as ex  # noqa: E402
 from clipstudy.errors import ConfigError, DataError  # noqa: E402
-from clipstudy.models import load_model  # noqa: E402
 from clipstudy.registry import UnknownNameError  # noqa: E402
 
 
-@pytest.fixture()
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("CLIPSTUDY_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
-@pytest.fixture(scope="module")
-def micro():
-    return load_model("clipstudy-micro", "random", seed=0)
 
 
 def world(n=60, seed=0, **kw):

@@ -17,10 +17,6 @@ PARAMS = {"coop": {"n_ctx": 4},
           "deep_text_prompt": {"prompt_depth": 1}, "maple": {"prompt_depth": 1}}
 
 
-@pytest.fixture(scope="module")
-def micro():
-    return load_model("clipstudy-micro", "random", seed=0)
-
 
 def _batch_for(method, loaded, n=4):
     g = torch.Generator().manual_seed(0)

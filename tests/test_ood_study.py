@@ -20,11 +20,6 @@ def tiny_study(**kw):
     return ood.OODStudy(**base)
 
 
-@pytest.fixture()
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("CLIPSTUDY_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
 
 def test_study_tables_match_sklearn_and_resume(home, monkeypatch):
     from sklearn.metrics import average_precision_score, roc_auc_score

@@ -10,15 +10,10 @@ from clipstudy.errors import ConfigError  # noqa: E402
 from clipstudy.methods import build_method  # noqa: E402
 from clipstudy.methods.base import feature_batches  # noqa: E402
 from clipstudy.methods.prompt_learning import PromptTextEncoder, prompt_tokens  # noqa: E402
-from clipstudy.models import load_model  # noqa: E402
 from clipstudy.train import TrainConfig, fit  # noqa: E402
 
 CLASSES = ("circle", "square", "red star")  # a two-token name exercises the middle/front splits
 
-
-@pytest.fixture(scope="module")
-def micro():
-    return load_model("clipstudy-micro", "random", seed=0)
 
 
 def _features(n=30, seed=1):

@@ -7,15 +7,10 @@ torch = pytest.importorskip("torch")
 from clipstudy.losses import LOSSES, list_regularizers, scaled_weight  # noqa: E402
 from clipstudy.regularizers import REGULARIZERS  # noqa: E402
 from clipstudy.methods import build_method  # noqa: E402
-from clipstudy.models import load_model  # noqa: E402
 
 CLASSES = ("circle", "square", "star")
 POWERS = {"dor": 0, "kgcoop": 0, "l2sp": 0, "kd": 1, "car_ft": 1, "lipsum": 2}
 
-
-@pytest.fixture(scope="module")
-def micro():
-    return load_model("clipstudy-micro", "random", seed=0)
 
 
 def test_every_regularizer_declares_its_power():

@@ -16,10 +16,6 @@ CLASSES = ("circle", "square", "star")
 TEMPLATES = ["a photo of a {}.", "a sketch of a {}.", "a painting of a {}."]
 
 
-@pytest.fixture(scope="module")
-def micro():
-    return load_model("clipstudy-micro", "random", seed=0)
-
 
 def _batch(n=6, step=0, seed=0):
     g = torch.Generator().manual_seed(seed)

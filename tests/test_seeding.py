@@ -11,20 +11,10 @@ torch = pytest.importorskip("torch")
 from clipstudy import experiment as ex  # noqa: E402
 from clipstudy.errors import ConfigError  # noqa: E402
 from clipstudy.methods import build_method  # noqa: E402
-from clipstudy.models import load_model  # noqa: E402
 
 CLASSES = ("circle", "square", "star")
 
 
-@pytest.fixture(scope="module")
-def micro():
-    return load_model("clipstudy-micro", "random", seed=0)
-
-
-@pytest.fixture()
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("CLIPSTUDY_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
 
 
 # recipe, overrides (fit the 16-token, 2-layer micro model), the parameters drawn at random

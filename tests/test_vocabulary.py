@@ -7,7 +7,6 @@ import torch.nn.functional as F  # noqa: E402
 
 from clipstudy import vocabulary as V  # noqa: E402
 from clipstudy.errors import ConfigError, DataError  # noqa: E402
-from clipstudy.models import load_model  # noqa: E402
 from clipstudy.world import class_groups  # noqa: E402
 
 BASE = ["dog", "cat", "violin", "cathedral", "hexagon"]
@@ -15,10 +14,6 @@ CANDIDATES = ["wolf", "kitten", "cello", "church", "pentagon", "banana", "tracto
               "spoon", "jellyfish", "saxophone", "castle", "octagon", "tiger", "bicycle", "cloud",
               "dogs", "Cat", "violins", "lightning bolt", "rocket", "teapot"]
 
-
-@pytest.fixture(scope="module")
-def micro():
-    return load_model("clipstudy-micro", "random", seed=0)
 
 
 @pytest.fixture()
