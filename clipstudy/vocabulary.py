@@ -290,12 +290,17 @@ def candidate_features(loaded, candidates: Sequence[str], template: str = DEFAUL
     """
     candidates = list(candidates)
     _check_template(template)
-    shared = shared_vocabulary() if cache else ()
-    index = {n: i for i, n in enumerate(shared)}
-    if len(candidates) > 1000 and all(c in index for c in candidates):
-        feats, hit = _cached_features(loaded, list(shared), template, batch_size, progress)
-        return feats[[index[c] for c in candidates]], hit
+    if cache and len(candidates) > 1000:  # only a large list is worth the shared vocabulary's index
+        index = _shared_index()
+        if all(c in index for c in candidates):
+            feats, hit = _cached_features(loaded, list(shared_vocabulary()), template, batch_size, progress)
+            return feats[[index[c] for c in candidates]], hit
     return _cached_features(loaded, candidates, template, batch_size, progress, cache)
+
+
+def _shared_index() -> dict[str, int]:
+    """Row of each name in :func:`shared_vocabulary`."""
+    return {n: i for i, n in enumerate(shared_vocabulary())}
 
 
 @functools.lru_cache(maxsize=None)
