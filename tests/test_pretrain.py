@@ -255,3 +255,35 @@ def test_pretrain_with_a_scale_fit_ships_the_fitted_scale(smoke_run, tmp_path, m
     state = torch.load(tmp_path / "run" / "state.pt", weights_only=False)
     assert "the contrastive loss learned" in (tmp_path / "run" / "card.md").read_text()
     assert state["step"] == cfg.steps
+
+
+def test_world_checks_compare_each_domain_with_photo():
+    from clipstudy.pretrain import world_checks
+
+    rows = world_checks({"photo": 0.80, "sketch": 0.70, "clipart": 0.75})
+    assert [r["holds"] for r in rows] == [True, True, False]
+    assert rows[1]["value"] == pytest.approx(0.10) and rows[2]["value"] == pytest.approx(0.05)
+    assert not world_checks({"photo": 0.74, "sketch": 0.1})[0]["holds"]
+    assert world_checks({"photo": 0.9, "sketch": 0.85}, gap=0.05)[1]["holds"]
+    with pytest.raises(ValueError, match="photo"):
+        world_checks({"sketch": 0.5})
+
+
+def test_the_shipped_model_keeps_its_world_checks():
+    """A tripwire on the shipped card: photo zero-shot >= 75 % over the world classes and every shifted
+    domain at least 10 points lower (the studies use them as distribution shifts)."""
+    from clipstudy.models import embedded_card
+    from clipstudy.pretrain import world_checks
+
+    card = embedded_card()
+    assert set(card["zeroshot_accuracy"]) == {"photo", "painting", "clipart", "sketch", "infograph"}
+    failed = [r for r in world_checks(card["zeroshot_accuracy"]) if not r["holds"]]
+    assert not failed, failed
+
+
+def test_card_markdown_states_the_world_checks(smoke_run):
+    cfg, card, tmp_path = smoke_run
+    from clipstudy.pretrain import card_markdown
+
+    text = card_markdown(card)
+    assert "World checks" in text and "infograph at least 10 points below photo" in text
