@@ -29,15 +29,11 @@ def measure(preset: str, steps: int, seed: int = 0) -> dict:
     import torch  # noqa: F401
 
     from clipstudy.batches import prefetched
-    from clipstudy.methods import build_method
-    from clipstudy.models import load_model
-    from clipstudy.pretrain import PretrainConfig, _mean_std, world_batches
+    from clipstudy.pretrain import PretrainConfig, pretraining_setup
     from clipstudy.train import TrainConfig, fit
 
     cfg = PretrainConfig.from_preset(preset, seed=seed)
-    loaded = load_model(cfg.arch, "random", seed=cfg.seed)
-    method = build_method("contrastive", loaded, (), loss=cfg.loss)
-    make = world_batches(cfg, loaded.tokenizer, *_mean_std(loaded))
+    _, method, make = pretraining_setup(cfg)
     warm = 2
     batches = [make(s) for s in range(warm)]  # untimed: first-call costs of the renderer and tokenizer
     t = time.perf_counter()

@@ -284,14 +284,25 @@ def _mean_std(loaded):
     return (tuple(norm[0].mean), tuple(norm[0].std)) if norm else (OPENAI_DATASET_MEAN, OPENAI_DATASET_STD)
 
 
+def pretraining_setup(cfg: PretrainConfig):
+    """``(loaded model, contrastive method, step -> batch)`` of a fresh run of ``cfg``: the architecture with
+    random weights from ``cfg.seed``, the method with ``cfg.loss``, and :func:`world_batches` of the preset's
+    stream (what :func:`pretrain` trains and ``benchmarks/pretrain_throughput.py`` times)."""
+    from .methods import build_method
+    from .models import load_model
+
+    loaded = load_model(cfg.arch, "random", seed=cfg.seed)
+    method = build_method("contrastive", loaded, (), loss=cfg.loss)
+    return loaded, method, world_batches(cfg, loaded.tokenizer, *_mean_std(loaded))
+
+
 def pretrain(cfg: PretrainConfig, *, out_dir: str | Path | None = None, progress: bool = True,
              resume: bool = True) -> dict:
     """Train, evaluate and write the run folder; returns the model card as a dict.
 
     An existing ``state.pt`` in the folder is resumed (``resume=True``) only if it was trained with ``cfg``
     (see :func:`check_resumable`), else deleted first."""
-    from .methods import build_method
-    from .models import load_model, save_weights
+    from .models import save_weights
     from .batches import prefetched
     from .train import TrainConfig, fit
 
@@ -302,13 +313,12 @@ def pretrain(cfg: PretrainConfig, *, out_dir: str | Path | None = None, progress
         state.unlink()
     if state.exists():
         check_resumable(state, cfg)
-    loaded = load_model(cfg.arch, "random", seed=cfg.seed)
-    method = build_method("contrastive", loaded, (), loss=cfg.loss)
+    loaded, method, batch_fn = pretraining_setup(cfg)
     tcfg = TrainConfig(steps=cfg.steps, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps,
                        precision=cfg.precision, seed=cfg.seed, log_every=cfg.eval_every,
                        checkpoint_every=cfg.eval_every, max_minutes=cfg.max_minutes)
     monitor = lambda m, step, hist: {f"acc_{d}": a for d, a in fast_zeroshot_eval(loaded, cfg, ("photo", "sketch")).items()}  # noqa: E731
-    batches = prefetched(world_batches(cfg, loaded.tokenizer, *_mean_std(loaded)))
+    batches = prefetched(batch_fn)
     history = fit(method, batches, tcfg, checkpoint=state, checkpoint_extra={"pretrain_config": config_record(cfg)},
                   callbacks=[monitor], progress=progress, desc=f"pretrain {cfg.preset or cfg.arch}")
     loaded.model.eval()

@@ -298,6 +298,7 @@ def candidate_features(loaded, candidates: Sequence[str], template: str = DEFAUL
     return _cached_features(loaded, candidates, template, batch_size, progress, cache)
 
 
+@functools.lru_cache(maxsize=None)
 def _shared_index() -> dict[str, int]:
     """Row of each name in :func:`shared_vocabulary`."""
     return {n: i for i, n in enumerate(shared_vocabulary())}
