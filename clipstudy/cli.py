@@ -37,12 +37,17 @@ def model_description(name: str) -> str:
     """One line about model ``name``: the shipped checkpoint, a project config's towers, or open_clip's."""
     from . import paths
     from .io import read_json
-    from .models import EMBEDDED
+    from .models import EMBEDDED, shipped_files, shipped_models
 
-    if name == EMBEDDED:
-        card = paths.assets_dir() / "embedded.json"
+    if name in shipped_models():
+        preset = shipped_models()[name]
+        card = shipped_files(preset)[1]
         text = read_json(card).get("config", {}).get("description", "") if card.is_file() else ""
-        return text or "the shipped model pretrained on the embedded world (clipstudy/assets/EMBEDDED_MODEL_CARD.md)"
+        if name == EMBEDDED:
+            return text or "the shipped model pretrained on the embedded world (clipstudy/assets/EMBEDDED_MODEL_CARD.md)"
+        shipped = "" if card.is_file() else " (not shipped in this checkout)"
+        alias = f"the shipped `{preset}` model as the zoo's base; " if preset == EMBEDDED else ""
+        return f"holistic-study zoo{shipped}: {alias}{text or f'pretraining preset {preset}'}"
     cfg = paths.model_configs_dir() / f"{name}.json"
     if not cfg.is_file():
         return "open_clip architecture (open_clip's model_configs)"
@@ -183,8 +188,11 @@ def cmd_pretrain(args) -> int:
     cfg = PretrainConfig.from_preset(args.preset, seed=args.seed, steps=args.steps, max_minutes=args.minutes,
                                      batch_size=args.batch_size)
     if args.ship:
-        if args.preset != "embedded":
-            raise ConfigError("--ship replaces the embedded model and only takes the 'embedded' preset")
+        from .models import shipped_presets
+
+        if args.preset not in shipped_presets():
+            raise ConfigError(f"--ship installs a shipped model and takes only their presets "
+                              f"({', '.join(shipped_presets())}), got {args.preset!r}")
         paths.require_writable(paths.assets_dir(), "--ship needs a writable clipstudy installation")
     out = args.out or cfg.run_dir()
     card = pretrain(cfg, out_dir=args.out, resume=not args.restart)
@@ -289,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--minutes", type=float, default=None, help="stop after this many minutes")
     pt.add_argument("--out", default=None, help="run folder (default: <checkpoints>/pretrain/<preset>-seed<k>)")
     pt.add_argument("--restart", action="store_true", help="ignore an existing state.pt instead of resuming")
-    pt.add_argument("--ship", action="store_true", help="install the result as the package's embedded model")
+    pt.add_argument("--ship", action="store_true", help="install the result in the package as the shipped model(s) of its preset (embedded, zoo-*)")
     pt.set_defaults(func=cmd_pretrain)
 
     cd = sub.add_parser("check-data", help="which real benchmarks are present, partial, malformed or missing under a "

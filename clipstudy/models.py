@@ -22,6 +22,7 @@ project's own small architectures and the shipped ``embedded`` model.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import weakref
@@ -34,8 +35,9 @@ from .errors import CheckpointError, ConfigError
 from .registry import Registry
 
 MODELS = Registry("model")
-"""The project's own architectures (JSON configs in ``model_configs/``) and the ``embedded`` model.
-open_clip's architectures are listed by :func:`list_models` alongside them."""
+"""The project's own architectures (JSON configs in ``model_configs/``) and its shipped models (``embedded`` and
+the holistic study's ``zoo-*``, :func:`shipped_models`). open_clip's architectures are listed by
+:func:`list_models` alongside them."""
 
 EMBEDDED = "embedded"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
@@ -53,14 +55,80 @@ def register_project_configs() -> None:
     for cfg in sorted(paths.model_configs_dir().glob("*.json")):
         if cfg.stem not in MODELS:
             MODELS.register(cfg.stem, obj=cfg, kind="architecture")
-    if EMBEDDED not in MODELS:
-        MODELS.register(EMBEDDED, obj=embedded_checkpoint, kind="shipped")
+    for name in shipped_models():
+        if name not in MODELS:
+            MODELS.register(name, obj=functools.partial(shipped_checkpoint, name), kind="shipped")
     _registered = True
 
 
 def project_model_names() -> list[str]:
     """Names of the project's architectures and shipped models, without importing open_clip."""
-    return sorted([p.stem for p in paths.model_configs_dir().glob("*.json")] + [EMBEDDED])
+    return sorted([p.stem for p in paths.model_configs_dir().glob("*.json")] + list(shipped_models()))
+
+
+@functools.lru_cache(maxsize=None)
+def shipped_models() -> dict[str, str]:
+    """Every model shipped with the package: registered name -> the pretraining preset whose run it is
+    (``data/resources/shipped_models.json``; ``clipstudy pretrain --preset P --ship`` installs a run of ``P``).
+    Several names may share a preset (``zoo-resnet``, the zoo's base, is the ``embedded`` model)."""
+    from .io import read_json
+
+    table = read_json(paths.resources_dir() / "shipped_models.json")
+    return {k: v for k, v in table.items() if not k.startswith("_")}
+
+
+def shipped_presets() -> list[str]:
+    """The presets that ``--ship`` installs, each once, ``embedded`` first."""
+    return list(dict.fromkeys(shipped_models().values()))
+
+
+def shipped_files(preset: str) -> tuple[Path, Path, Path]:
+    """Where the shipped run of ``preset`` lives: (weights, card JSON, card markdown). The ``embedded`` preset
+    is in ``assets/`` as ``embedded.*``; the zoo's in ``assets/zoo/<preset>.*`` (one markdown card for all of
+    them, ``assets/zoo/ZOO_MODEL_CARD.md``)."""
+    if preset == EMBEDDED:
+        a = paths.assets_dir()
+        return a / "embedded.safetensors", a / "embedded.json", a / "EMBEDDED_MODEL_CARD.md"
+    z = paths.assets_dir() / "zoo"
+    return z / f"{preset}.safetensors", z / f"{preset}.json", z / "ZOO_MODEL_CARD.md"
+
+
+def _shipped_preset(name: str) -> str:
+    from .registry import UnknownNameError
+
+    table = shipped_models()
+    if name not in table:
+        raise UnknownNameError(f"unknown shipped model {name!r}; valid: {', '.join(table)}")
+    return table[name]
+
+
+def _not_shipped(name: str, what: Path) -> CheckpointError:
+    preset = _shipped_preset(name)
+    return CheckpointError(f"the shipped model {name!r} is not in this checkout ({what} is missing); create it "
+                           f"with `clipstudy pretrain --preset {preset} --ship`")
+
+
+def shipped_checkpoint(name: str) -> Path:
+    """Path of shipped model ``name``'s checkpoint (fp16 safetensors; it may not exist in this checkout)."""
+    return shipped_files(_shipped_preset(name))[0]
+
+
+def shipped_card(name: str) -> dict:
+    """The model card of shipped model ``name``: architecture, preset, seed, measured accuracies."""
+    from .io import read_json
+
+    meta = shipped_files(_shipped_preset(name))[1]
+    if not meta.exists():
+        raise _not_shipped(name, meta)
+    return read_json(meta)
+
+
+def is_shipped(name: str) -> bool:
+    """Whether ``name`` is a shipped model whose weights and card are in this checkout."""
+    if name not in shipped_models():
+        return False
+    weights, card, _ = shipped_files(shipped_models()[name])
+    return weights.exists() and card.exists()
 
 
 def list_models() -> list[str]:
@@ -74,20 +142,12 @@ def list_models() -> list[str]:
 
 def embedded_checkpoint() -> Path:
     """Path of the shipped ``embedded`` checkpoint (weights in fp16 safetensors)."""
-    return paths.assets_dir() / "embedded.safetensors"
+    return shipped_checkpoint(EMBEDDED)
 
 
 def embedded_card() -> dict:
     """Metadata of the shipped model: architecture, preset, seed, measured accuracies."""
-    from .io import read_json
-
-    meta = paths.assets_dir() / "embedded.json"
-    if not meta.exists():
-        raise CheckpointError(
-            "the embedded model is not shipped in this checkout (clipstudy/assets/embedded.json is "
-            "missing); create it with `clipstudy pretrain --preset embedded --ship`"
-        )
-    return read_json(meta)
+    return shipped_card(EMBEDDED)
 
 
 @dataclass
@@ -142,7 +202,7 @@ def load_model(
     register_project_configs()
     _check_name(name)
     device = resolve_device(device)
-    arch = embedded_card()["arch"] if name == EMBEDDED else name
+    arch = shipped_card(name)["arch"] if name in shipped_models() else name
     source = _resolve_pretrained(name, arch, pretrained or "")
     kwargs = dict(precision=precision, device=device)
     with torch.random.fork_rng(devices=[]):
@@ -191,7 +251,8 @@ def _check_name(name: str) -> None:
 
     if not isinstance(name, str) or not name:
         raise CheckpointError(f"model name must be a non-empty string, got {name!r}")
-    if name.startswith(("local-dir:", "hf-hub:")) or name in MODELS or name in open_clip.list_models():
+    if name.startswith(("local-dir:", "hf-hub:")) or name in MODELS or name in shipped_models() \
+            or name in open_clip.list_models():
         return
     raise UnknownNameError(
         f"unknown model {name!r}; valid models: {', '.join(MODELS.list())}, or one of open_clip's "
@@ -205,14 +266,11 @@ def _resolve_pretrained(name: str, arch: str, pretrained: str) -> str | Path | N
     if name.startswith(("local-dir:", "hf-hub:")):
         return ""
     if pretrained in ("", "default"):
-        if name != EMBEDDED:
+        if name not in shipped_models():
             return None
-        path = embedded_checkpoint()
+        path = shipped_checkpoint(name)
         if not path.exists():
-            raise CheckpointError(
-                f"the embedded checkpoint {path} is missing; recreate it with "
-                "`clipstudy pretrain --preset embedded --ship`"
-            )
+            raise _not_shipped(name, path)
         return path
     if pretrained in ("random", "none"):
         return None

@@ -43,8 +43,34 @@ MAX_TRAIN_IMAGES = 10_000_000
 
 @functools.lru_cache(maxsize=None)
 def presets() -> dict:
+    """The presets of ``pretrain_presets.json``, each with its ``extends`` resolved (see :func:`resolve_preset`)."""
     raw = read_json(paths.resources_dir() / "pretrain_presets.json")
-    return {k: v for k, v in raw.items() if not k.startswith("_")}
+    table = {k: v for k, v in raw.items() if not k.startswith("_")}
+    return {k: resolve_preset(table, k) for k in table}
+
+
+def resolve_preset(table: dict, name: str, seen: tuple = ()) -> dict:
+    """Preset ``name`` of ``table`` with ``"extends": "<parent>"`` resolved: the parent's fields (itself
+    resolved) updated with the preset's own; ``world`` is merged one level deep (the preset's world keys
+    replace the parent's, the others are kept), so a preset that varies one factor of another names only
+    that factor. A preset's description is its own."""
+    if name not in table:
+        raise ConfigError(f"unknown pretraining preset {name!r}; valid presets: {', '.join(sorted(table))}")
+    entry = dict(table[name])
+    parent = entry.pop("extends", None)
+    if parent is None:
+        return entry
+    if parent in seen + (name,):
+        raise ConfigError(f"pretraining preset {name!r} extends {parent!r}, which forms a cycle")
+    if parent not in table:
+        raise ConfigError(f"pretraining preset {name!r} extends unknown preset {parent!r}; valid presets: "
+                          f"{', '.join(sorted(table))}")
+    merged = {k: v for k, v in resolve_preset(table, parent, seen + (name,)).items() if k != "description"}
+    world = {**merged.get("world", {}), **entry.pop("world", {})}
+    merged.update(entry)
+    if world:
+        merged["world"] = world
+    return merged
 
 
 @dataclass(frozen=True)
@@ -399,6 +425,7 @@ def model_card(loaded, cfg: PretrainConfig, history: list, seconds: float, progr
         "arch": cfg.arch, "preset": cfg.preset, "seed": cfg.seed, "loss": cfg.loss,
         "config": dataclasses.asdict(cfg), "steps_done": last.get("step", 0),
         "train_minutes": round(seconds / 60, 2), "final_loss": last.get("loss"),
+        "pairs_per_second": round(last.get("step", 0) * cfg.batch_size / seconds, 1) if seconds > 0 else None,
         "zeroshot_prompt": "a photo of a {}.",
         "zeroshot_accuracy": {d: round(r.accuracy, 4) for d, r in results.items()},
         "num_classes": len(next(iter(results.values())).classnames),
@@ -508,13 +535,101 @@ shape bias {sb['shape_bias']:.2f} — {sb['shape_decisions']:.1%} of the images 
 
 
 def ship(run_dir: str | Path) -> Path:
-    """Copy a finished run's weights and card into the package as the ``embedded`` model."""
+    """Copy a finished run's weights and card into the package as the shipped model(s) of its preset
+    (:func:`clipstudy.models.shipped_models`): ``embedded`` into ``assets/``, a zoo preset into
+    ``assets/zoo/``, whose markdown card (:func:`zoo_card_markdown`) is rewritten from every shipped zoo card.
+    Files are replaced atomically. A preset that no shipped model uses is refused, listing those that are."""
+    from .models import EMBEDDED, shipped_files, shipped_presets
+
     run_dir = Path(run_dir)
     card = read_json(run_dir / "card.json")
-    assets = paths.assets_dir()
-    assets.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run_dir / "weights.safetensors", assets / "embedded.safetensors.tmp")
-    (assets / "embedded.safetensors.tmp").replace(assets / "embedded.safetensors")
-    write_json(assets / "embedded.json", {k: v for k, v in card.items() if k != "history"})
-    shutil.copyfile(run_dir / "card.md", assets / "EMBEDDED_MODEL_CARD.md")
-    return assets / "embedded.safetensors"
+    preset = card.get("preset", "")
+    if preset not in shipped_presets():
+        raise ConfigError(f"preset {preset!r} of {run_dir} is not shipped; shipped presets: "
+                          f"{', '.join(shipped_presets())}")
+    weights, meta, markdown = shipped_files(preset)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    tmp = weights.with_name(weights.name + ".tmp")
+    shutil.copyfile(run_dir / "weights.safetensors", tmp)
+    tmp.replace(weights)
+    write_json(meta, {k: v for k, v in card.items() if k != "history"})
+    if preset == EMBEDDED:
+        shutil.copyfile(run_dir / "card.md", markdown)
+    if any(p != EMBEDDED for p in shipped_presets()):
+        write_text(shipped_files(next(p for p in shipped_presets() if p != EMBEDDED))[2], zoo_card_markdown())
+    return weights
+
+
+#: What a shipped zoo member must reach (issue: the zoo at the embedded model's quality): photo zero-shot
+#: accuracy over all world classes at least ``ZOO_CHECK_PHOTO_MIN``, every other domain at least
+#: ``ZOO_CHECK_CHANCE_X`` times chance.
+ZOO_CHECK_PHOTO_MIN = 0.65
+ZOO_CHECK_CHANCE_X = 3.0
+
+
+def zoo_checks(zeroshot_accuracy: dict, num_classes: int, photo_min: float = ZOO_CHECK_PHOTO_MIN,
+               chance_x: float = ZOO_CHECK_CHANCE_X) -> list[dict]:
+    """The zoo's checks on ``{domain: zero-shot accuracy}`` over ``num_classes`` classes: one row per check with
+    the measured value, the bound and whether it holds."""
+    if "photo" not in zeroshot_accuracy:
+        raise ValueError(f"zoo checks need the photo domain's accuracy; got {sorted(zeroshot_accuracy)}")
+    floor = chance_x / num_classes
+    rows = [{"check": f"photo accuracy >= {photo_min:.0%}", "value": round(float(zeroshot_accuracy["photo"]), 4),
+             "bound": photo_min, "holds": float(zeroshot_accuracy["photo"]) >= photo_min}]
+    rows += [{"check": f"{d} accuracy >= {chance_x:g}x chance ({floor:.1%})", "value": round(float(a), 4),
+              "bound": round(floor, 4), "holds": float(a) >= floor}
+             for d, a in zeroshot_accuracy.items() if d != "photo"]
+    return rows
+
+
+def zoo_card_markdown() -> str:
+    """The zoo's model card: one row per shipped ``zoo-*`` model (its preset, seed, steps, training minutes and
+    pairs/s, per-domain zero-shot accuracy, shape bias, logit scale, the zoo checks), read from the shipped
+    cards; members not shipped in this checkout are listed as such."""
+    from .models import is_shipped, shipped_card, shipped_models
+
+    names = [n for n in shipped_models() if n.startswith("zoo-")]
+    domains = ("photo", "painting", "clipart", "sketch", "infograph")
+    head = ("| model | preset | seed | steps | minutes | pairs/s | " + " | ".join(domains)
+            + " | shape bias | logit scale | zoo checks |")
+    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+    missing = []
+    for name in names:
+        if not is_shipped(name):
+            missing.append(name)
+            continue
+        c = shipped_card(name)
+        acc = c["zeroshot_accuracy"]
+        checks = zoo_checks(acc, c["num_classes"])
+        held = "hold" if all(r["holds"] for r in checks) else "**fail: " + ", ".join(
+            r["check"] for r in checks if not r["holds"]) + "**"
+        rows.append(f"| `{name}` | `{c['preset']}` | {c['seed']} | {c['steps_done']} | {c['train_minutes']:.1f} | "
+                    f"{_pairs_per_second(c)} | " + " | ".join(f"{acc[d]:.1%}" if d in acc else "-" for d in domains)
+                    + f" | {c['shape_bias']['shape_bias']:.2f} | {c.get('logit_scale', float('nan')):.1f} | {held} |")
+    note = (f"\nNot shipped in this checkout: {', '.join(f'`{n}`' for n in missing)}.\n" if missing else "")
+    return f"""# Model card: the holistic study's zoo (`zoo-*`)
+
+Small CLIPs pretrained from scratch on the clipstudy world, each the `embedded` recipe (3,600 steps of batch 128,
+the shipped model's domain mixture and captions, learned logit scale) with one of Tu et al.'s factors changed:
+architecture (`zoo-vit`), training distribution (`zoo-balanced`), training-set size (`zoo-n100k`, `zoo-n25k`) and
+contrastive loss (`zoo-siglip`). The base, `zoo-resnet`, is the shipped `embedded` model itself. Reproduce a
+member with `clipstudy pretrain --preset <preset> --seed <seed>` (add `--ship` to install it here); notebook 04
+retrains the whole zoo with `retrain_zoo=True`.
+
+Zero-shot top-1 accuracy with the prompt "a photo of a {{}}." over all world classes (chance 1/46) on the
+world's test split; shape bias on the world's cue-conflict images; minutes of training on the machine that
+trained it and the pairs/s that makes (`benchmarks/pretrain_throughput.py` compares presets' throughput in one
+process). Zoo checks: photo >= {ZOO_CHECK_PHOTO_MIN:.0%} and every other domain >= {ZOO_CHECK_CHANCE_X:g}x chance
+(`clipstudy.pretrain.zoo_checks`).
+
+{chr(10).join(rows)}
+{note}"""
+
+
+def _pairs_per_second(card: dict) -> str:
+    """Image-caption pairs per second of a card's training run (cards written before the field existed: from its
+    steps, batch size and rounded minutes)."""
+    rate = card.get("pairs_per_second")
+    if rate is None and card.get("train_minutes"):
+        rate = card["steps_done"] * card["config"]["batch_size"] / (60 * card["train_minutes"])
+    return f"{rate:.0f}" if rate else "-"

@@ -12,10 +12,10 @@ from clipstudy.studies import zoo as Z  # noqa: E402
 
 
 def test_zoos_are_data_and_validate():
-    assert {"default", "smoke"} <= set(Z.list_zoos())
+    assert {"shipped", "quick", "smoke"} <= set(Z.list_zoos())
     assert Z.factor_names() == ("architecture", "training_distribution", "training_set_size", "fine_tuning",
                                 "contrastive_loss", "test_time_prompts")
-    z = Z.load_zoo("default")
+    z = Z.load_zoo("quick")
     assert z.names[0] == z.base == "resnet"
     kinds = {m.name: m.kind for m in z.models}
     assert kinds["vit"] == "preset" and kinds["ft"] == kinds["flyp"] == "derived" and kinds["embedded"] == "external"
@@ -25,23 +25,41 @@ def test_zoos_are_data_and_validate():
     assert z.values("resnet") == dict(z.base_values)
     sizes = [m for m in z.models if m.factor == "training_set_size"]
     assert len(sizes) >= 2  # with the base: at least three training-set sizes
-    ext = Z.load_zoo("extended")  # "extends": the default zoo plus a ConvNeXt tower
+    ext = Z.load_zoo("extended")  # "extends": the quick zoo plus a ConvNeXt tower
     assert ext.names == z.names + ["convnext"] and ext.base == z.base and ext.base_values == z.base_values
     assert ext.values("convnext")["architecture"] == "ConvNeXt"
 
 
-def test_default_zoo_presets_differ_from_the_base_in_one_factor_only():
+@pytest.mark.parametrize("name", ["shipped", "quick"])
+def test_zoo_presets_differ_from_the_base_in_one_factor_only(name):
     from clipstudy.pretrain import PretrainConfig
 
-    z = Z.load_zoo("default")
+    z = Z.load_zoo(name)
     base = dataclasses.asdict(PretrainConfig.from_preset(z.get(z.base).preset))
     field_of = {"architecture": {"arch"}, "training_distribution": {"world"}, "training_set_size": {"n_train"},
                 "contrastive_loss": {"arch", "loss"}}
+    # how a run is stopped, evaluated and described is not a factor of the model it trains
+    run_only = {"preset", "description", "max_minutes", "card_suite"}
     for m in z.models:
         if m.kind == "preset" and m.factor in field_of:
             cfg = dataclasses.asdict(PretrainConfig.from_preset(m.preset))
-            changed = {k for k in cfg if cfg[k] != base[k]} - {"preset", "description"}
+            changed = {k for k in cfg if cfg[k] != base[k]} - run_only
             assert changed and changed <= field_of[m.factor], (m.name, changed)
+
+
+def test_the_shipped_zoo_is_the_embedded_recipe_with_shipped_runs():
+    from clipstudy.models import shipped_models
+
+    z = Z.load_zoo("shipped")
+    assert z.get(z.base).preset == "embedded" and z.get(z.base).shipped == "zoo-resnet"
+    presets = [m for m in z.models if m.kind == "preset"]
+    assert {m.shipped for m in presets} == {n for n in shipped_models() if n.startswith("zoo-")}
+    assert all(shipped_models()[m.shipped] == m.preset for m in presets)
+    assert {m.factor for m in z.models} >= set(Z.factor_names()) - {"test_time_prompts"}
+    assert len([m for m in z.models if m.factor == "training_set_size"]) == 2  # three sizes with the base
+    with pytest.raises(ConfigError, match="shipped model 'zoo-vit' is not a shipped run of preset 'zoo-smoke'; "
+                                          "shipped runs of it: none"):
+        _zoo(factor="architecture", preset="zoo-smoke", shipped="zoo-vit")
 
 
 def _zoo(**model):
@@ -63,7 +81,7 @@ def test_invalid_zoo_models_are_clear_errors(model, match):
 
 
 def test_zoo_level_errors():
-    with pytest.raises(UnknownNameError, match="unknown zoo 'nope'; valid zoos: default"):
+    with pytest.raises(UnknownNameError, match="unknown zoo 'nope'; valid zoos: extended, quick, shipped, smoke"):
         Z.load_zoo("nope")
     a = Z.ZooModel(name="a", factor="base", preset="zoo-smoke")
     with pytest.raises(ConfigError, match="base model 'x' is not among"):
@@ -137,14 +155,16 @@ def test_derived_models_fine_tune_once(home, monkeypatch):
 
 def test_baseline_families_are_data_and_validate(monkeypatch):
     assert {"photo-supervised", "photo-supervised-smoke"} <= set(Z.list_baselines())
-    assert Z.load_zoo("default").baseline == Z.load_zoo("extended").baseline == "photo-supervised"
+    assert Z.load_zoo("shipped").baseline == Z.load_zoo("quick").baseline == Z.load_zoo("extended").baseline \
+        == "photo-supervised"
     smoke = Z.load_baseline(Z.load_zoo("smoke").baseline)
     assert smoke.method == "supervised" and len(smoke.steps) >= 3 and max(smoke.steps) <= 10  # seconds, not minutes
     default = Z.load_baseline("photo-supervised")
     assert len(default.steps) >= 3 and list(default.steps) == sorted(default.steps)
     r = default.recipe_for(default.steps[-1])
     assert r.method == "supervised" and r.steps == default.steps[-1] and r.params == ()  # the cell's seed drives init
-    assert Z.baseline_arch(Z.load_zoo("default"), default) == "clipstudy-rn-tiny"  # the base model's tower
+    assert Z.baseline_arch(Z.load_zoo("quick"), default) == "clipstudy-rn-tiny"  # the base model's tower
+    assert Z.baseline_arch(Z.load_zoo("shipped"), default) == "clipstudy-rn-tiny"
     assert Z.baseline_arch(Z.load_zoo("smoke"), smoke) == "clipstudy-micro"
     assert Z.zoo_from_models([["ViT-B-32", "openai"]]).baseline == ""  # the real path has no baseline family
     with pytest.raises(UnknownNameError, match="unknown baseline family 'nope'; valid baselines: photo-supervised"):

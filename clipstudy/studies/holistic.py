@@ -57,8 +57,9 @@ class HolisticStudy(StudyConfig):
     factors read from the factor set's table.
     """
 
-    zoo: str = "default"
+    zoo: str = "quick"
     models: tuple = ()
+    retrain_zoo: bool = False
     prompts: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_PROMPTS))
     sets: Mapping[str, Any] = field(default_factory=dict)
     geometric: tuple = ("rotate", "zoom", "occlude")
@@ -108,7 +109,8 @@ class HolisticStudy(StudyConfig):
 
         zoo = data.zoo
         member = load_member(zoo, name, train=data.train, classnames=data.classnames, scale=self.scale,
-                             device=self.device, progress=data.progress, _bases=data.bases)
+                             device=self.device, progress=data.progress, retrain=self.retrain_zoo,
+                             _bases=data.bases)
         if name in {m.base for m in zoo.models if m.base}:
             data.bases[name] = member
         return HolisticCell(name, member)

@@ -13,6 +13,12 @@ The zoo is data (``data/resources/zoo.json``). Each model is
 * an **external** model: an open_clip architecture with a tag or checkpoint file, or the shipped
   ``embedded`` model (the real path's zoo, and reference points of the embedded one).
 
+A preset model may also name the **shipped** model that is its run (``"shipped": "zoo-vit"``: a registered
+model of :func:`clipstudy.models.shipped_models` whose preset is the model's ``preset``). Such a model is
+loaded from the package's weights, and pretrained (on demand, cached, resumable) only when the caller asks
+to retrain the zoo (``retrain=True``: notebook 04's ``retrain_zoo``) or when the zoo's seed is not the
+shipped run's.
+
 Every model names the factor it varies with respect to the zoo's ``base`` model and its value; the
 base model has factor ``"base"``, models outside the comparison ``"reference"``. The sixth factor,
 test-time prompts, needs no model: every zero-shot model is evaluated with each of the study's
@@ -69,6 +75,7 @@ class ZooModel:
     recipe_overrides: tuple = ()
     model: str = ""
     pretrained: str = ""
+    shipped: str = ""
 
     @property
     def kind(self) -> str:
@@ -203,6 +210,13 @@ def validate_zoo(zoo: Zoo) -> None:
         if m.preset and m.preset not in presets():
             raise ConfigError(f"{where}: unknown pretraining preset {m.preset!r}; valid presets: "
                               f"{', '.join(sorted(presets()))}")
+        if m.shipped:
+            from ..models import shipped_models
+
+            ships = {k: v for k, v in shipped_models().items() if v == m.preset}
+            if m.shipped not in ships:
+                raise ConfigError(f"{where}: shipped model {m.shipped!r} is not a shipped run of preset {m.preset!r}; "
+                                  f"shipped runs of it: {', '.join(ships) or 'none'}")
         if m.base:
             if m.base not in names or zoo.get(m.base).kind == "derived":
                 raise ConfigError(f"{where}: base {m.base!r} must be a preset or external model of the zoo")
@@ -222,17 +236,23 @@ def preset_run_dir(preset: str, seed: int) -> Path:
 
 
 def is_trained(preset: str, seed: int) -> bool:
-    """A finished pretraining run (weights and card written) that is reused as is."""
+    """A finished pretraining run that is reused as is: weights and card written, and every step of the
+    preset taken (a run stopped by its time limit also writes them, with fewer ``steps_done``)."""
+    from ..pretrain import PretrainConfig
+
     d = preset_run_dir(preset, seed)
-    return (d / "weights.safetensors").exists() and (d / "card.json").exists()
+    if not ((d / "weights.safetensors").exists() and (d / "card.json").exists()):
+        return False
+    return read_json(d / "card.json").get("steps_done", 0) >= PretrainConfig.from_preset(preset, seed=seed).steps
 
 
 def ensure_pretrained(preset: str, seed: int = 0, progress: bool = True) -> tuple[Path, dict]:
     """The run folder and model card of ``preset`` at ``seed``: read back when finished, else trained now
-    (resuming an interrupted run from its ``state.pt``) with :func:`clipstudy.pretrain.pretrain`."""
+    to its last step (resuming an interrupted run from its ``state.pt``; the preset's time limit is lifted,
+    so the run always ends finished) with :func:`clipstudy.pretrain.pretrain`."""
     from ..pretrain import PretrainConfig, pretrain
 
-    cfg = PretrainConfig.from_preset(preset, seed=seed)
+    cfg = dataclasses.replace(PretrainConfig.from_preset(preset, seed=seed), max_minutes=None)
     out = cfg.run_dir()
     if is_trained(preset, seed):
         return out, read_json(out / "card.json")
@@ -259,9 +279,11 @@ class Member:
 
 
 def load_member(zoo: Zoo, name: str, *, train=None, classnames=(), scale: str = "embedded", device: str = "cpu",
-                progress: bool = True, _bases: dict | None = None) -> Member:
-    """Load (training on demand) zoo model ``name``. Derived models need ``train`` (a
-    :class:`~clipstudy.experiment.TrainSet` over ``classnames``); ``_bases`` memoises loaded base models."""
+                progress: bool = True, retrain: bool = False, _bases: dict | None = None) -> Member:
+    """Load (training on demand) zoo model ``name``. A preset model with a shipped run is loaded from the
+    package unless ``retrain`` (then it is pretrained like any preset model: cached, resumable). Derived
+    models need ``train`` (a :class:`~clipstudy.experiment.TrainSet` over ``classnames``); ``_bases`` memoises
+    loaded base models."""
     from ..models import load_model
 
     entry = zoo.get(name)
@@ -269,12 +291,36 @@ def load_member(zoo: Zoo, name: str, *, train=None, classnames=(), scale: str = 
         loaded = load_model(entry.model, entry.pretrained, device=device)
         return Member(entry, _named(loaded, name), info={"source": loaded.pretrained})
     if entry.kind == "preset":
+        if entry.shipped and not retrain:
+            return _shipped(zoo, entry, device)
         run_dir, card = ensure_pretrained(entry.preset, zoo.seed, progress)
         loaded = load_model(card["arch"], str(run_dir / "weights.safetensors"), device=device)
-        info = {"preset": entry.preset, "train_minutes": card.get("train_minutes"),
-                "steps": card.get("steps_done"), "card_accuracy": card.get("zeroshot_accuracy", {})}
-        return Member(entry, _named(loaded, name), info=info)
-    return _derived(zoo, entry, train, classnames, scale, device, progress, _bases)
+        return Member(entry, _named(loaded, name), info=_card_info(entry.preset, card, "trained here"))
+    return _derived(zoo, entry, train, classnames, scale, device, progress, _bases, retrain)
+
+
+def _card_info(preset: str, card: dict, source: str) -> dict:
+    return {"preset": preset, "source": source, "train_minutes": card.get("train_minutes"),
+            "steps": card.get("steps_done"), "card_accuracy": card.get("zeroshot_accuracy", {})}
+
+
+def _shipped(zoo: Zoo, entry: ZooModel, device: str) -> Member:
+    """A preset model read from its shipped run; an error says how to get it when it is not in this checkout
+    or was shipped for another seed than the zoo's."""
+    from ..errors import CheckpointError
+    from ..models import load_model, shipped_card
+
+    try:
+        card = shipped_card(entry.shipped)
+    except CheckpointError as exc:
+        raise CheckpointError(f"zoo {zoo.name!r} model {entry.name!r}: {exc}, or retrain the zoo (notebook 04: "
+                              "retrain_zoo=True)") from None
+    if int(card.get("seed", 0)) != zoo.seed:
+        raise ConfigError(f"zoo {zoo.name!r} model {entry.name!r}: the shipped {entry.shipped!r} is the run of seed "
+                          f"{card.get('seed', 0)}, the zoo's seed is {zoo.seed}; retrain the zoo (retrain_zoo=True) "
+                          "for another seed")
+    loaded = load_model(entry.shipped, device=device)
+    return Member(entry, _named(loaded, entry.name), info=_card_info(entry.preset, card, f"shipped {entry.shipped}"))
 
 
 def _named(loaded, name: str):
@@ -282,7 +328,7 @@ def _named(loaded, name: str):
     return loaded
 
 
-def _derived(zoo, entry, train, classnames, scale, device, progress, bases) -> Member:
+def _derived(zoo, entry, train, classnames, scale, device, progress, bases, retrain=False) -> Member:
     import time
 
     from ..experiment import cell_spec, checkpoint_path, get_recipe, train_method
@@ -291,7 +337,7 @@ def _derived(zoo, entry, train, classnames, scale, device, progress, bases) -> M
         raise ConfigError(f"zoo model {entry.name!r} is fine-tuned and needs a training set (the study's 'train')")
     bases = {} if bases is None else bases
     if entry.base not in bases:
-        bases[entry.base] = load_member(zoo, entry.base, device=device, progress=progress)
+        bases[entry.base] = load_member(zoo, entry.base, device=device, progress=progress, retrain=retrain)
     base = bases[entry.base]
     recipe = get_recipe(entry.recipe, scale, **entry.overrides())
     spec = cell_spec(base.loaded, recipe, train, zoo.seed, experiment="holistic-zoo", zoo_model=entry.name)
