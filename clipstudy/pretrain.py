@@ -552,12 +552,28 @@ def ship(run_dir: str | Path) -> Path:
     tmp = weights.with_name(weights.name + ".tmp")
     shutil.copyfile(run_dir / "weights.safetensors", tmp)
     tmp.replace(weights)
-    write_json(meta, {k: v for k, v in card.items() if k != "history"})
+    from .models import load_model
+
+    check = ship_check(load_model(card["arch"], str(weights)), int(card.get("seed", 0)))
+    write_json(meta, {**{k: v for k, v in card.items() if k != "history"}, "ship_check": check})
     if preset == EMBEDDED:
         shutil.copyfile(run_dir / "card.md", markdown)
     if any(p != EMBEDDED for p in shipped_presets()):
         write_text(shipped_files(next(p for p in shipped_presets() if p != EMBEDDED))[2], zoo_card_markdown())
     return weights
+
+
+def ship_check(loaded, seed: int, n: int = 200) -> dict:
+    """A small fixed evaluation that a shipped card records and the tests recompute from the shipped weights:
+    zero-shot accuracy with "a photo of a {}." over all world classes on the first ``n`` photos of the world's
+    test split at the run's ``seed`` (fp32, as :func:`clipstudy.models.load_model` loads a shipped model)."""
+    from .evaluate import zeroshot_by_domain
+
+    r = zeroshot_by_domain(loaded, "world", domains=("photo",), templates="photo", n=n, seed=seed, progress=False,
+                           cache=False)["photo"]
+    correct = int((r.predictions == r.labels).sum())
+    return {"domain": "photo", "split": "test", "n": n, "seed": seed, "templates": "photo", "correct": correct,
+            "accuracy": round(correct / n, 4)}
 
 
 #: What a shipped zoo member must reach (issue: the zoo at the embedded model's quality): photo zero-shot

@@ -84,6 +84,8 @@ def test_a_shipped_zoo_model_loads_from_the_package_and_retrains_on_demand(asset
     assert P.ship(run_dir) == assets / "zoo" / "zoo-smoke.safetensors"
     shipped = json.loads((assets / "zoo" / "zoo-smoke.json").read_text())
     assert shipped["zeroshot_accuracy"] == card["zeroshot_accuracy"] and "history" not in shipped
+    assert shipped["ship_check"] == P.ship_check(M.load_model("zoo-micro"), 0)
+    assert shipped["ship_check"]["n"] == 200 and 0 <= shipped["ship_check"]["correct"] <= 200
     assert M.is_shipped("zoo-micro") and not M.is_shipped("embedded")
 
     real_pretrain = P.pretrain
@@ -145,3 +147,25 @@ def test_a_run_stopped_by_its_time_limit_is_not_a_finished_zoo_model(home):
     assert Z.is_trained("zoo-smoke", 0)
     (run_dir / "card.json").write_text(json.dumps({**card, "steps_done": card["steps_done"] - 1}))
     assert not Z.is_trained("zoo-smoke", 0)  # ensure_pretrained would resume it to its last step
+
+
+# ------------------------------------------------------------------------------------------- what is shipped
+
+SHIPPED_HERE = [n for n in M.shipped_models() if M.is_shipped(n)]
+
+
+def test_the_embedded_model_and_the_zoo_base_are_shipped():
+    assert {"embedded", "zoo-resnet"} <= set(SHIPPED_HERE)
+
+
+@pytest.mark.parametrize("name", SHIPPED_HERE)
+def test_a_shipped_model_loads_and_matches_its_cards_fixed_evaluation(name):
+    """The shipped weights give, image for image, the accuracy their card recorded when they were shipped."""
+    card = M.shipped_card(name)
+    loaded = M.load_model(name)
+    assert loaded.arch == card["arch"]
+    if "logit_scale" in card:  # cards since the scale was recorded
+        assert loaded.logit_scale == pytest.approx(card["logit_scale"], abs=1e-2)
+    check = card["ship_check"]
+    again = P.ship_check(loaded, check["seed"], check["n"])
+    assert abs(again["correct"] - check["correct"]) <= 1, (again, check)  # one image of slack for CPU kernels
