@@ -40,13 +40,14 @@ def model_description(name: str) -> str:
     from .models import EMBEDDED, shipped_files, shipped_models
 
     if name in shipped_models():
-        preset = shipped_models()[name]
-        card = shipped_files(preset)[1]
+        preset, seed = shipped_models()[name]
+        card = shipped_files(preset, seed)[1]
         text = read_json(card).get("config", {}).get("description", "") if card.is_file() else ""
         if name == EMBEDDED:
             return text or "the shipped model pretrained on the embedded world (clipstudy/assets/EMBEDDED_MODEL_CARD.md)"
         shipped = "" if card.is_file() else " (not shipped in this checkout)"
-        alias = f"the shipped `{preset}` model as the zoo's base; " if preset == EMBEDDED else ""
+        alias = (f"the `{preset}` recipe at seed {seed}, a second run of the zoo's base; " if seed else
+                 f"the shipped `{preset}` model as the zoo's base; " if preset == EMBEDDED else "")
         return f"holistic-study zoo{shipped}: {alias}{text or f'pretraining preset {preset}'}"
     cfg = paths.model_configs_dir() / f"{name}.json"
     if not cfg.is_file():
@@ -188,11 +189,13 @@ def cmd_pretrain(args) -> int:
     cfg = PretrainConfig.from_preset(args.preset, seed=args.seed, steps=args.steps, max_minutes=args.minutes,
                                      batch_size=args.batch_size)
     if args.ship:
-        from .models import shipped_presets
+        from .models import shipped_runs
 
-        if args.preset not in shipped_presets():
-            raise ConfigError(f"--ship installs a shipped model and takes only their presets "
-                              f"({', '.join(shipped_presets())}), got {args.preset!r}")
+        runs = shipped_runs()
+        if (args.preset, args.seed or 0) not in runs:
+            valid = ", ".join(p if k == 0 else f"{p} --seed {k}" for p, k in runs)
+            raise ConfigError(f"--ship installs a shipped model and takes only their runs ({valid}), got "
+                              f"{args.preset!r} at seed {args.seed or 0}")
         paths.require_writable(paths.assets_dir(), "--ship needs a writable clipstudy installation")
     out = args.out or cfg.run_dir()
     card = pretrain(cfg, out_dir=args.out, resume=not args.restart)

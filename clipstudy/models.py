@@ -67,33 +67,47 @@ def project_model_names() -> list[str]:
 
 
 @functools.lru_cache(maxsize=None)
-def shipped_models() -> dict[str, str]:
-    """Every model shipped with the package: registered name -> the pretraining preset whose run it is
-    (``data/resources/shipped_models.json``; ``clipstudy pretrain --preset P --ship`` installs a run of ``P``).
-    Several names may share a preset (``zoo-resnet``, the zoo's base, is the ``embedded`` model)."""
+def shipped_models() -> dict[str, tuple[str, int]]:
+    """Every model shipped with the package: registered name -> ``(preset, seed)`` of the pretraining run it is
+    (``data/resources/shipped_models.json``: a preset name for seed 0, or ``{"preset": P, "seed": k}``;
+    ``clipstudy pretrain --preset P --seed k --ship`` installs the run). Several names may share a run
+    (``zoo-resnet``, the zoo's base, is the ``embedded`` model)."""
     from .io import read_json
 
     table = read_json(paths.resources_dir() / "shipped_models.json")
-    return {k: v for k, v in table.items() if not k.startswith("_")}
+    out = {}
+    for name, run in table.items():
+        if name.startswith("_"):
+            continue
+        run = {"preset": run} if isinstance(run, str) else dict(run)
+        out[name] = (str(run["preset"]), int(run.get("seed", 0)))
+    return out
 
 
-def shipped_presets() -> list[str]:
-    """The presets that ``--ship`` installs, each once, ``embedded`` first."""
+def shipped_runs() -> list[tuple[str, int]]:
+    """The ``(preset, seed)`` runs that ``--ship`` installs, each once, ``embedded`` first."""
     return list(dict.fromkeys(shipped_models().values()))
 
 
-def shipped_files(preset: str) -> tuple[Path, Path, Path]:
-    """Where the shipped run of ``preset`` lives: (weights, card JSON, card markdown). The ``embedded`` preset
-    is in ``assets/`` as ``embedded.*``; the zoo's in ``assets/zoo/<preset>.*`` (one markdown card for all of
-    them, ``assets/zoo/ZOO_MODEL_CARD.md``)."""
-    if preset == EMBEDDED:
+def shipped_presets() -> list[str]:
+    """The presets of the shipped runs, each once."""
+    return list(dict.fromkeys(p for p, _ in shipped_runs()))
+
+
+def shipped_files(preset: str, seed: int = 0) -> tuple[Path, Path, Path]:
+    """Where the shipped run of ``preset`` at ``seed`` lives: (weights, card JSON, card markdown). The
+    ``embedded`` preset's seed-0 run is in ``assets/`` as ``embedded.*``; every other run in
+    ``assets/zoo/<preset>.*`` (seed 0) or ``assets/zoo/<preset>-seed<k>.*`` (one markdown card for all of them,
+    ``assets/zoo/ZOO_MODEL_CARD.md``)."""
+    if preset == EMBEDDED and seed == 0:
         a = paths.assets_dir()
         return a / "embedded.safetensors", a / "embedded.json", a / "EMBEDDED_MODEL_CARD.md"
     z = paths.assets_dir() / "zoo"
-    return z / f"{preset}.safetensors", z / f"{preset}.json", z / "ZOO_MODEL_CARD.md"
+    stem = preset if seed == 0 else f"{preset}-seed{seed}"
+    return z / f"{stem}.safetensors", z / f"{stem}.json", z / "ZOO_MODEL_CARD.md"
 
 
-def _shipped_preset(name: str) -> str:
+def _shipped_run(name: str) -> tuple[str, int]:
     from .registry import UnknownNameError
 
     table = shipped_models()
@@ -103,21 +117,21 @@ def _shipped_preset(name: str) -> str:
 
 
 def _not_shipped(name: str, what: Path) -> CheckpointError:
-    preset = _shipped_preset(name)
+    preset, seed = _shipped_run(name)
     return CheckpointError(f"the shipped model {name!r} is not in this checkout ({what} is missing); create it "
-                           f"with `clipstudy pretrain --preset {preset} --ship`")
+                           f"with `clipstudy pretrain --preset {preset}{f' --seed {seed}' if seed else ''} --ship`")
 
 
 def shipped_checkpoint(name: str) -> Path:
     """Path of shipped model ``name``'s checkpoint (fp16 safetensors; it may not exist in this checkout)."""
-    return shipped_files(_shipped_preset(name))[0]
+    return shipped_files(*_shipped_run(name))[0]
 
 
 def shipped_card(name: str) -> dict:
     """The model card of shipped model ``name``: architecture, preset, seed, measured accuracies."""
     from .io import read_json
 
-    meta = shipped_files(_shipped_preset(name))[1]
+    meta = shipped_files(*_shipped_run(name))[1]
     if not meta.exists():
         raise _not_shipped(name, meta)
     return read_json(meta)
@@ -127,7 +141,7 @@ def is_shipped(name: str) -> bool:
     """Whether ``name`` is a shipped model whose weights and card are in this checkout."""
     if name not in shipped_models():
         return False
-    weights, card, _ = shipped_files(shipped_models()[name])
+    weights, card, _ = shipped_files(*shipped_models()[name])
     return weights.exists() and card.exists()
 
 

@@ -535,19 +535,20 @@ shape bias {sb['shape_bias']:.2f} — {sb['shape_decisions']:.1%} of the images 
 
 
 def ship(run_dir: str | Path) -> Path:
-    """Copy a finished run's weights and card into the package as the shipped model(s) of its preset
-    (:func:`clipstudy.models.shipped_models`): ``embedded`` into ``assets/``, a zoo preset into
+    """Copy a finished run's weights and card into the package as the shipped model(s) of its preset and seed
+    (:func:`clipstudy.models.shipped_models`): ``embedded`` into ``assets/``, the zoo's runs into
     ``assets/zoo/``, whose markdown card (:func:`zoo_card_markdown`) is rewritten from every shipped zoo card.
-    Files are replaced atomically. A preset that no shipped model uses is refused, listing those that are."""
-    from .models import EMBEDDED, shipped_files, shipped_presets
+    The card records :func:`ship_check` on the copied weights. The weights are replaced atomically. A run that
+    no shipped model is refused, listing those that are."""
+    from .models import EMBEDDED, shipped_files, shipped_runs
 
     run_dir = Path(run_dir)
     card = read_json(run_dir / "card.json")
-    preset = card.get("preset", "")
-    if preset not in shipped_presets():
-        raise ConfigError(f"preset {preset!r} of {run_dir} is not shipped; shipped presets: "
-                          f"{', '.join(shipped_presets())}")
-    weights, meta, markdown = shipped_files(preset)
+    preset, seed = card.get("preset", ""), int(card.get("seed", 0))
+    if (preset, seed) not in shipped_runs():
+        raise ConfigError(f"the run of preset {preset!r} at seed {seed} ({run_dir}) is not shipped; shipped runs: "
+                          + ", ".join(f"{p} (seed {k})" for p, k in shipped_runs()))
+    weights, meta, markdown = shipped_files(preset, seed)
     weights.parent.mkdir(parents=True, exist_ok=True)
     tmp = weights.with_name(weights.name + ".tmp")
     shutil.copyfile(run_dir / "weights.safetensors", tmp)
@@ -556,10 +557,11 @@ def ship(run_dir: str | Path) -> Path:
 
     check = ship_check(load_model(card["arch"], str(weights)), int(card.get("seed", 0)))
     write_json(meta, {**{k: v for k, v in card.items() if k != "history"}, "ship_check": check})
-    if preset == EMBEDDED:
+    if (preset, seed) == (EMBEDDED, 0):
         shutil.copyfile(run_dir / "card.md", markdown)
-    if any(p != EMBEDDED for p in shipped_presets()):
-        write_text(shipped_files(next(p for p in shipped_presets() if p != EMBEDDED))[2], zoo_card_markdown())
+    zoo_runs = [r for r in shipped_runs() if r != (EMBEDDED, 0)]
+    if zoo_runs:
+        write_text(shipped_files(*zoo_runs[0])[2], zoo_card_markdown())
     return weights
 
 

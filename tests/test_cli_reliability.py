@@ -51,7 +51,7 @@ def files_under(folder) -> list:
     (["--steps", "0"], "steps must be an integer >= 1, got 0"),
     (["--steps", "-2"], "steps must be an integer >= 1, got -2"),
     (["--seed", "-1"], "seed must be an integer >= 0, got -1"),
-    (["--ship"], "--ship installs a shipped model and takes only their presets (embedded, zoo-vit, "),
+    (["--ship"], "--ship installs a shipped model and takes only their runs (embedded, embedded --seed 1, zoo-vit, "),
 ])
 def test_bad_pretrain_values_fail_before_training(args, expected, home, capsys):
     line = one_error_line(capsys, "pretrain", "--preset", "smoke", *args)

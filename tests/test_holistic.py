@@ -305,20 +305,21 @@ def tiny_run(tmp_path_factory):
 
 def test_tiny_study_tables(tiny_run):
     study, _, res, _ = tiny_run
-    assert list(res.models.entry) == ["micro", "micro+ensemble", "micro-balanced", "micro-balanced+ensemble",
-                                      "micro-ft"]
+    assert list(res.models.entry) == ["micro", "micro+ensemble", "micro@1", "micro@1+ensemble", "micro-balanced",
+                                      "micro-balanced+ensemble", "micro-ft", "micro-ft@1"]
     assert res.models.set_index("entry").loc["micro-ft", "prompts"] == "fine-tuned"
     assert set(res.ood.set) == {"near_ood", "far_ood", "texture"}
     # every entry is scored with both MCM and MSP on every OOD set; the paper's pairing is only a flag
     assert res.ood.groupby("entry").apply(lambda g: set(zip(g.scorer, g.set)), include_groups=False).map(len).eq(6).all()
-    assert set(res.ood.entry) == set(res.models.entry) and len(res.ood) == 5 * 2 * 3
+    assert set(res.ood.entry) == set(res.models.entry) and len(res.ood) == 8 * 2 * 3
     paper = res.ood[res.ood.paper_scorer]
     assert set(paper[paper.entry == "micro-ft"].scorer) == {"msp"} and set(paper[paper.entry == "micro"].scorer) == {"mcm"}
-    assert set(res.calibration.group) == {"id", "shift", "corruption"} and len(res.calibration) == 5 * 2 * (1 + 4 + 4)
-    assert set(res.corruptions.kind) == {"common", "geometric"} and len(res.corruptions) == 5 * 4
+    assert set(res.calibration.group) == {"id", "shift", "corruption"} and len(res.calibration) == 8 * 2 * (1 + 4 + 4)
+    assert set(res.corruptions.kind) == {"common", "geometric"} and len(res.corruptions) == 8 * 4
     assert set(res.factors.factor) <= set(study.factors) and "effective_robustness" in res.factors
-    assert res.factors.effective_robustness.notna().any() == (res.factors.overall.nunique() > 1)
-    assert len(res.summary) == 5 and res.summary.id_accuracy.between(0, 1).all()
+    # effective robustness is defined exactly where the baseline family gives the factor value a line
+    assert res.factors.effective_robustness.notna().any() == res.factor_lines.slope.notna().any()
+    assert len(res.summary) == 8 and res.summary.id_accuracy.between(0, 1).all()
     for col in ("ood_auroc_mcm", "ood_auroc_msp", "ece_id", "ece_shift_ts", "retrieval_r1", "geometric_relative",
                 "shape_bias", "shift_er", "factor_er"):
         assert col in res.summary
@@ -327,22 +328,71 @@ def test_tiny_study_tables(tiny_run):
     from clipstudy.studies import holistic as H
 
     rows = {c["row"]: c for c in H.effect_contrasts(res)}
-    assert rows["test-time prompts: ensemble vs single"]["variant"] == ["micro+ensemble", "micro-balanced+ensemble"]
+    assert rows["test-time prompts: ensemble vs single"]["variant"] == ["micro+ensemble", "micro@1+ensemble",
+                                                                       "micro-balanced+ensemble"]
     assert "fine-tuning: FT vs zero-shot" in rows and "training distribution: domain-balanced vs photo-heavy" in rows
+    # FT at each seed is paired with the base run it was fine-tuned from
+    assert rows["fine-tuning: FT vs zero-shot"]["variant"] == ["micro-ft", "micro-ft@1"]
+    assert rows["fine-tuning: FT vs zero-shot"]["reference"] == ["micro", "micro@1"]
+    s = res.summary.set_index("entry")
     table = H.factor_effect_table(res)
-    assert table.loc["fine-tuning: FT vs zero-shot", "id_accuracy"] == pytest.approx(
-        res.summary.set_index("entry").loc["micro-ft", "id_accuracy"] - res.summary.set_index("entry").loc["micro", "id_accuracy"])
+    ft = [s.loc["micro-ft", "id_accuracy"] - s.loc["micro", "id_accuracy"],
+          s.loc["micro-ft@1", "id_accuracy"] - s.loc["micro@1", "id_accuracy"]]
+    assert table.loc["fine-tuning: FT vs zero-shot", "id_accuracy"] == pytest.approx(np.mean(ft))
     # the effect of fine-tuning on OOD detection, within one scorer: brute force from the tidy OOD table
     o = res.ood
     for scorer in ("mcm", "msp"):
         mean = lambda e: o[(o.entry == e) & (o.scorer == scorer)].auroc.mean()  # noqa: E731
         assert table.loc["fine-tuning: FT vs zero-shot", f"ood_auroc_{scorer}"] == pytest.approx(
-            mean("micro-ft") - mean("micro"))
+            np.mean([mean("micro-ft") - mean("micro"), mean("micro-ft@1") - mean("micro@1")]))
     assert not [c for c in table.columns if c.startswith("ood_") and not c.endswith(("_mcm", "_msp"))]
     n = H.key_numbers(res)
-    assert n["n_models"] == 3 and n["n_entries"] == 5 and 0 <= n["base_id_accuracy"] <= 1
+    assert n["n_models"] == 5 and n["n_entries"] == 8 and 0 <= n["base_id_accuracy"] <= 1
     assert n["n_baseline"] == 3 and 0 <= n["base_ood_auroc_mcm"] <= 1 and 0 <= n["base_ood_auroc_msp"] <= 1
     assert set(H.verdicts(n)) >= {"shape_bias", "prompts", "temperature_scaling", "fine_tuning_ood"}
+
+
+def test_tiny_study_effects_have_their_spread_over_seeds(tiny_run):
+    """Brute force from the summary: each contrast's paired differences (mean, std with ddof 1, min, max), the
+    base's seed spread over its two runs, and the key numbers the verdicts read."""
+    from clipstudy.studies import holistic as H
+
+    _, _, res, _ = tiny_run
+    s = res.summary.set_index("entry")
+    spread = H.effect_spread(res)
+    assert H.base_replicates(res) == ["micro", "micro@1"]
+    for metric in ("id_accuracy", "ood_auroc_mcm", "ood_auroc_msp", "ece_id"):  # defined for every micro model
+        d = np.array([s.loc["micro-ft", metric] - s.loc["micro", metric],
+                      s.loc["micro-ft@1", metric] - s.loc["micro@1", metric]])
+        row = spread[(spread.row == "fine-tuning: FT vs zero-shot") & (spread.metric == metric)].iloc[0]
+        assert row["n"] == 2 and row["mean"] == pytest.approx(d.mean()) and row["std"] == pytest.approx(d.std(ddof=1))
+        assert (row["min"], row["max"]) == pytest.approx((d.min(), d.max()))
+        base = spread[(spread.row == "seed spread of the base") & (spread.metric == metric)].iloc[0]
+        assert base["std"] == pytest.approx(np.std([s.loc["micro", metric], s.loc["micro@1", metric]], ddof=1))
+        one = spread[(spread.row == "training distribution: domain-balanced vs photo-heavy") & (spread.metric == metric)]
+        assert one.iloc[0]["n"] == 1 and one.iloc[0]["std"] == 0  # one seed: no spread of its own
+        p = np.array([s.loc["micro+ensemble", metric] - s.loc["micro", metric],
+                      s.loc["micro@1+ensemble", metric] - s.loc["micro@1", metric],
+                      s.loc["micro-balanced+ensemble", metric] - s.loc["micro-balanced", metric]])
+        row = spread[(spread.row == "test-time prompts: ensemble vs single") & (spread.metric == metric)].iloc[0]
+        assert row["n"] == 3 and row["mean"] == pytest.approx(p.mean())
+    n = H.key_numbers(res)
+    assert n["n_base_seeds"] == 2 and n["ft_n_seeds"] == 2 and n["ft_ood_auroc_mcm_n"] == 2
+    d = np.array([s.loc["micro-ft", "ood_auroc_mcm"] - s.loc["micro", "ood_auroc_mcm"],
+                  s.loc["micro-ft@1", "ood_auroc_mcm"] - s.loc["micro@1", "ood_auroc_mcm"]])
+    assert n["ft_ood_auroc_mcm_d"] == pytest.approx(d.mean())
+    assert n["ft_ood_auroc_mcm_sd"] == pytest.approx(d.std(ddof=1))
+    # a metric undefined for one run (a few-step model without shape decisions) counts the runs it has
+    finite = [e for e in ("micro-ft", "micro-ft@1") if np.isfinite(s.loc[e, "shape_bias"])]
+    assert n["ft_shape_bias_n"] == len(finite)
+    b = np.array([s.loc["micro+ensemble", "ece_id"] - s.loc["micro", "ece_id"],
+                  s.loc["micro@1+ensemble", "ece_id"] - s.loc["micro@1", "ece_id"]])
+    assert n["base_ensemble_ece_id_n"] == 2 and n["base_ensemble_ece_id_d"] == pytest.approx(b.mean())
+    assert n["seed_sd_id_accuracy"] == pytest.approx(np.std([s.loc["micro", "id_accuracy"],
+                                                             s.loc["micro@1", "id_accuracy"]], ddof=1))
+    v = H.verdicts(n)
+    assert "on the base model alone" in v["prompts"] and "over 2 seeds" in v["prompts"]
+    assert "over 2 seeds, each paired with its base" in v["fine_tuning_ood"]
 
 
 def test_tiny_study_effective_robustness_against_the_baseline_family(tiny_run):

@@ -48,13 +48,17 @@ def test_the_zoo_presets_are_the_embedded_recipe_with_one_field_changed():
 
 def test_shipped_models_are_registered_and_say_how_to_create_a_missing_one():
     ships = M.shipped_models()
-    assert ships["embedded"] == ships["zoo-resnet"] == "embedded"  # the zoo's base is the embedded model
-    assert {n for n in ships if n.startswith("zoo-")} == {"zoo-resnet", "zoo-vit", "zoo-siglip", "zoo-balanced",
-                                                         "zoo-n100k", "zoo-n25k"}
-    assert all(p in P.presets() for p in ships.values())
+    assert ships["embedded"] == ships["zoo-resnet"] == ("embedded", 0)  # the zoo's base is the embedded model
+    assert ships["zoo-resnet-s1"] == ("embedded", 1)  # ... and a second run of its recipe
+    assert {n for n in ships if n.startswith("zoo-")} == {"zoo-resnet", "zoo-resnet-s1", "zoo-vit", "zoo-siglip",
+                                                         "zoo-balanced", "zoo-n100k", "zoo-n25k"}
+    assert all(p in P.presets() for p, _ in ships.values())
     assert set(ships) <= set(M.project_model_names())
     assert M.shipped_checkpoint("zoo-resnet") == M.embedded_checkpoint()
     assert M.shipped_files("zoo-vit")[0] == paths.assets_dir() / "zoo" / "zoo-vit.safetensors"
+    assert M.shipped_checkpoint("zoo-resnet-s1") == paths.assets_dir() / "zoo" / "embedded-seed1.safetensors"
+    with pytest.raises(CheckpointError, match="create it with `clipstudy pretrain --preset embedded --seed 1 --ship`"):
+        M.shipped_card("zoo-resnet-s1")
     with pytest.raises(Exception, match="unknown shipped model 'nope'; valid: embedded, zoo-resnet"):
         M.shipped_card("nope")
 
@@ -64,7 +68,7 @@ def assets(tmp_path, monkeypatch, home):
     """An empty package assets folder and one shipped zoo model, ``zoo-micro``, a run of the smoke preset."""
     folder = tmp_path / "assets"
     monkeypatch.setattr(paths, "assets_dir", lambda: folder)
-    monkeypatch.setattr(M, "shipped_models", lambda: {"embedded": "embedded", "zoo-micro": "zoo-smoke"})
+    monkeypatch.setattr(M, "shipped_models", lambda: {"embedded": ("embedded", 0), "zoo-micro": ("zoo-smoke", 0)})
     return folder
 
 
@@ -97,7 +101,7 @@ def test_a_shipped_zoo_model_loads_from_the_package_and_retrains_on_demand(asset
 
     again = Z.load_member(zoo, "micro", retrain=True, progress=False)  # retrain: the cached run of the preset
     assert again.info["source"] == "trained here" and again.loaded.weights_id == trained.weights_id
-    with pytest.raises(ConfigError, match="the shipped 'zoo-micro' is the run of seed 0, the zoo's seed is 1; "
+    with pytest.raises(ConfigError, match="the shipped 'zoo-micro' is the run of seed 0, the model's seed is 1; "
                                           "retrain the zoo"):
         Z.load_member(dataclasses.replace(zoo, seed=1), "micro", progress=False)
     monkeypatch.setattr(P, "pretrain", real_pretrain)
@@ -126,7 +130,8 @@ def test_ship_refuses_a_preset_that_no_shipped_model_uses(assets, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "card.json").write_text(json.dumps({"preset": "smoke"}))
-    with pytest.raises(ConfigError, match="preset 'smoke' of .* is not shipped; shipped presets: embedded, zoo-smoke"):
+    with pytest.raises(ConfigError, match=r"the run of preset 'smoke' at seed 0 \(.*\) is not shipped; shipped runs: "
+                                          r"embedded \(seed 0\), zoo-smoke \(seed 0\)"):
         P.ship(run)
     assert not (assets / "zoo").exists()
 

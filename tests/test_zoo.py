@@ -54,12 +54,22 @@ def test_the_shipped_zoo_is_the_embedded_recipe_with_shipped_runs():
     assert z.get(z.base).preset == "embedded" and z.get(z.base).shipped == "zoo-resnet"
     presets = [m for m in z.models if m.kind == "preset"]
     assert {m.shipped for m in presets} == {n for n in shipped_models() if n.startswith("zoo-")}
-    assert all(shipped_models()[m.shipped] == m.preset for m in presets)
+    assert all(shipped_models()[m.shipped] == (m.preset, m.run_seed(z.seed)) for m in presets)
+    # the base at a second seed, and each fine-tuning value on both base runs (the seed spread of those factors)
+    assert [m.run_seed(z.seed) for m in z.models if m.factor == "base"] == [0, 1]
+    for value in ("FT", "FLYP"):
+        runs = [(m.base, m.run_seed(z.seed)) for m in z.models if m.value == value]
+        assert runs == [("resnet", 0), ("resnet@1", 1)]
     assert {m.factor for m in z.models} >= set(Z.factor_names()) - {"test_time_prompts"}
     assert len([m for m in z.models if m.factor == "training_set_size"]) == 2  # three sizes with the base
     with pytest.raises(ConfigError, match="shipped model 'zoo-vit' is not a shipped run of preset 'zoo-smoke'; "
                                           "shipped runs of it: none"):
         _zoo(factor="architecture", preset="zoo-smoke", shipped="zoo-vit")
+    with pytest.raises(ConfigError, match="'zoo-resnet' is not a shipped run of preset 'embedded' at seed 1; "
+                                          "shipped runs of it: zoo-resnet-s1"):
+        _zoo(factor="base", preset="embedded", shipped="zoo-resnet", seed=1)
+    with pytest.raises(ConfigError, match="seed must be an integer >= 0"):
+        _zoo(factor="base", preset="embedded", seed=-1)
 
 
 def _zoo(**model):

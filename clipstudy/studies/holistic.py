@@ -799,13 +799,17 @@ both MCM and MSP, so the effect of fine-tuning is never mixed with the effect of
 
 
 def effect_contrasts(res: HolisticResults) -> list[dict]:
-    """The contrasts of the summary heatmap: every zoo model against the base model (the factor it varies),
-    and every non-default prompt set against the default one, paired over the zoo's zero-shot models."""
-    zoo, out = res.zoo, []
+    """The contrasts of the summary heatmap: per factor value, the zoo's models of that value against their
+    reference, paired by position (a preset model against the zoo's base; a fine-tuned model against the base
+    replicate it was fine-tuned from, so FT at seed k pairs with the base at seed k), and every non-default
+    prompt set against the default one, paired over the zoo's zero-shot models (base replicates included)."""
+    zoo, out, groups = res.zoo, [], {}
     for m in zoo.models:
         if m.factor in FACTOR_LABELS:
-            out.append({"row": f"{FACTOR_LABELS[m.factor]}: {m.value} vs {zoo.base_value(m.factor)}",
-                        "factor": m.factor, "variant": [m.name], "reference": [zoo.base]})
+            groups.setdefault((m.factor, m.value), []).append(m)
+    for (factor, value), models in groups.items():
+        out.append({"row": f"{FACTOR_LABELS[factor]}: {value} vs {zoo.base_value(factor)}", "factor": factor,
+                    "variant": [m.name for m in models], "reference": [m.base or zoo.base for m in models]})
     zs = [m.name for m in zoo.models if m.zero_shot and m.factor != "reference"]
     for label in sorted(set(res.models.prompts) - {res.default_prompts, "fine-tuned"}):
         pairs = [n for n in zs if f"{n}+{label}" in set(res.models.entry)]
@@ -813,6 +817,43 @@ def effect_contrasts(res: HolisticResults) -> list[dict]:
             out.append({"row": f"{FACTOR_LABELS['test_time_prompts']}: {label} vs {res.default_prompts}",
                         "factor": "test_time_prompts", "variant": [f"{n}+{label}" for n in pairs], "reference": pairs})
     return out
+
+
+def base_replicates(res: HolisticResults) -> list[str]:
+    """The zoo's base model and its replicates (the base recipe at other seeds: models whose factor is
+    ``base``), the zoo's base first."""
+    zoo = res.zoo
+    return [zoo.base] + [m.name for m in zoo.models if m.factor == "base" and m.name != zoo.base]
+
+
+def effect_spread(res: HolisticResults, metrics=EFFECT_METRICS):
+    """Each contrast's paired differences summarised per metric: ``n`` pairs, their ``mean`` (the heatmap's
+    number), ``std`` (ddof = 1; 0 for one pair), ``min`` and ``max``; plus the **seed spread of the base**, the
+    standard deviation of each metric over the base replicates (rows labelled ``"seed spread of the base"``;
+    absent with one replicate): the yardstick against which a factor measured at one seed is read. A tidy
+    DataFrame (row, factor, metric, n, mean, std, min, max)."""
+    import pandas as pd
+
+    from ..analysis.spread import mean_std
+
+    s = res.summary.set_index("entry")
+    metrics = [m for m in metrics if m in s and s[m].notna().any()]
+    rows = []
+    for c in effect_contrasts(res):
+        for metric in metrics:
+            d = s.loc[c["variant"], metric].to_numpy(float) - s.loc[c["reference"], metric].to_numpy(float)
+            mean, std, n = mean_std(d)
+            rows.append({"row": c["row"], "factor": c["factor"], "metric": metric, "n": n, "mean": mean, "std": std,
+                         "min": float(np.nanmin(d)) if n else np.nan, "max": float(np.nanmax(d)) if n else np.nan})
+    reps = base_replicates(res)
+    if len(reps) > 1:
+        for metric in metrics:
+            v = s.loc[reps, metric].to_numpy(float)
+            mean, std, n = mean_std(v)
+            rows.append({"row": "seed spread of the base", "factor": "base", "metric": metric, "n": n, "mean": mean,
+                         "std": std, "min": float(np.nanmin(v)) if n else np.nan,
+                         "max": float(np.nanmax(v)) if n else np.nan})
+    return pd.DataFrame(rows, columns=["row", "factor", "metric", "n", "mean", "std", "min", "max"])
 
 
 def factor_effect_table(res: HolisticResults, metrics=EFFECT_METRICS):
@@ -837,9 +878,12 @@ def key_numbers(res: HolisticResults) -> dict:
                 "retrieval_r1", "geometric_relative", "common_relative", "factor_er", "shift_er"):
         if col in s:
             out[f"base_{col}"] = float(s.loc[zoo.base, col])
-    out.update(_fine_tuning_numbers(res, s))
+    spread = effect_spread(res)
+    out["n_base_seeds"] = len(base_replicates(res))
+    out.update(_fine_tuning_numbers(res, s, spread))
     out.update(_architecture_numbers(res, s))
-    out.update(_prompt_numbers(res, s))
+    out.update(_prompt_numbers(res, s, spread))
+    out.update(_seed_numbers(spread))
     zs = [e for e in res.entries(zero_shot=True, prompts=res.default_prompts)]
     out["zs_ece_shift"] = float(s.loc[zs, "ece_shift"].mean())
     out["zs_ece_shift_ts"] = float(s.loc[zs, "ece_shift_ts"].mean())
@@ -852,7 +896,7 @@ def key_numbers(res: HolisticResults) -> dict:
             out["acc_auroc_pearson_zoo"] = float(np.corrcoef(s.loc[inner, "id_accuracy"],
                                                              s.loc[inner, "ood_auroc_mcm"])[0, 1])
     out.update(_baseline_numbers(res))
-    out.update(_effect_numbers(res))
+    out.update(_effect_numbers(res, spread=spread))
     return out
 
 
@@ -879,9 +923,10 @@ def _baseline_numbers(res) -> dict:
     return out
 
 
-def _effect_numbers(res, threshold: float = 0.5) -> dict:
+def _effect_numbers(res, threshold: float = 0.5, spread=None) -> dict:
     """Per factor, how many axes (ID accuracy aside) one of its contrasts moves by at least ``threshold``
-    times the zoo's spread; and which factor moves geometric-corruption robustness most."""
+    times the zoo's spread, and (with base replicates) by more than the base's seed spread on that axis; and
+    which factor moves geometric-corruption robustness most."""
     table = factor_effect_table(res)
     if not len(table):
         return {}
@@ -889,9 +934,16 @@ def _effect_numbers(res, threshold: float = 0.5) -> dict:
     factor_of = {c["row"]: c["factor"] for c in effect_contrasts(res)}
     axes = [m for m in z.columns if m != "id_accuracy"]
     out = {"n_axes": len(axes)}
+    seed_sd = {}
+    if spread is not None and len(spread):
+        seed_sd = spread[spread.row == "seed spread of the base"].set_index("metric")["std"].to_dict()
     for row in z.index:
         key = f"moved_axes_{factor_of[row]}"
         out[key] = max(out.get(key, 0), int((z.loc[row, axes].abs() >= threshold).sum()))
+        if seed_sd:
+            beyond = sum(bool(abs(table.loc[row, a]) > seed_sd.get(a, np.nan)) for a in axes)
+            key = f"moved_axes_beyond_seed_{factor_of[row]}"
+            out[key] = max(out.get(key, 0), int(beyond))
     if "geometric_relative" in z:
         g = z["geometric_relative"].abs()
         top = g.groupby(lambda r: factor_of[r]).max().dropna()
@@ -900,14 +952,35 @@ def _effect_numbers(res, threshold: float = 0.5) -> dict:
     return out
 
 
-def _fine_tuning_numbers(res, s) -> dict:
+def _paired(spread, row: str, metric: str, prefix: str) -> dict:
+    """``{prefix}_d`` (mean paired difference), ``{prefix}_sd`` (its std over pairs) and ``{prefix}_n`` of one
+    contrast row and metric of :func:`effect_spread`."""
+    if spread is None or not len(spread):
+        return {}
+    hit = spread[(spread.row == row) & (spread.metric == metric)]
+    if not len(hit):
+        return {}
+    r = hit.iloc[0]
+    return {f"{prefix}_d": float(r["mean"]), f"{prefix}_sd": float(r["std"]), f"{prefix}_n": int(r["n"])}
+
+
+def _fine_tuning_numbers(res, s, spread=None) -> dict:
+    """Per fine-tuning value (FT, FLYP): each column's mean over its models (one per seed), and the paired
+    differences against the base replicate each was fine-tuned from (mean, std over seeds, n)."""
     out = {}
+    cols = ("id_accuracy", "shape_bias", "ood_auroc_mcm", "ood_auroc_msp", "ece_shift", "ece_shift_ts", "factor_er",
+            "shift_er")
+    by_value = {}
     for m in res.zoo.models:
         if m.factor == "fine_tuning":
-            tag = m.value.lower().replace("-", "_").replace(" ", "_")
-            out.update({f"{tag}_{c}": float(s.loc[m.name, c]) for c in (
-                "id_accuracy", "shape_bias", "ood_auroc_mcm", "ood_auroc_msp", "ece_shift", "ece_shift_ts",
-                "factor_er", "shift_er")})
+            by_value.setdefault(m.value, []).append(m.name)
+    for value, names in by_value.items():
+        tag = value.lower().replace("-", "_").replace(" ", "_")
+        out.update({f"{tag}_{c}": float(s.loc[names, c].mean()) for c in cols if c in s})
+        out[f"{tag}_n_seeds"] = len(names)
+        row = f"{FACTOR_LABELS['fine_tuning']}: {value} vs {res.zoo.base_value('fine_tuning')}"
+        for c in cols:
+            out.update(_paired(spread, row, c, f"{tag}_{c}"))
     return out
 
 
@@ -925,27 +998,70 @@ def _architecture_numbers(res, s) -> dict:
     return out
 
 
-def _prompt_numbers(res, s) -> dict:
+def _prompt_numbers(res, s, spread=None) -> dict:
+    """Per prompt set, each column's mean over the zoo's zero-shot models (the reference model aside); and for
+    every non-default set, the paired difference against the default on the base replicates alone (mean, std
+    over the base's seeds, n): the prompt factor of the base model."""
+    from ..analysis.spread import mean_std
+
     out = {}
+    models = res.models.set_index("entry")
+    cols = ("ood_auroc_mcm", "ood_auroc_msp", "ece_id", "ece_shift", "factor_er", "id_accuracy")
     for label in sorted(set(res.models.prompts) - {"fine-tuned"}):
         entries = res.entries(zero_shot=True, prompts=label)
-        entries = [e for e in entries if res.zoo.get(res.models.set_index("entry").loc[e, "model"]).factor != "reference"]
-        for col in ("ood_auroc_mcm", "ood_auroc_msp", "ece_id", "ece_shift", "factor_er", "id_accuracy"):
+        entries = [e for e in entries if res.zoo.get(models.loc[e, "model"]).factor != "reference"]
+        for col in cols:
             out[f"{label}_{col}"] = float(s.loc[entries, col].mean())
+    reps = base_replicates(res)
+    for label in sorted(set(res.models.prompts) - {"fine-tuned", res.default_prompts}):
+        pairs = [b for b in reps if f"{b}+{label}" in s.index]
+        for col in cols:
+            if pairs and col in s:
+                d = s.loc[[f"{b}+{label}" for b in pairs], col].to_numpy(float) - s.loc[pairs, col].to_numpy(float)
+                mean, std, n = mean_std(d)
+                out.update({f"base_{label}_{col}_d": mean, f"base_{label}_{col}_sd": std, f"base_{label}_{col}_n": n})
     return out
+
+
+def _seed_numbers(spread) -> dict:
+    """The base's seed spread (std over its replicates, ddof = 1) of every axis metric: ``seed_sd_<metric>``."""
+    if spread is None or not len(spread):
+        return {}
+    rows = spread[spread.row == "seed spread of the base"]
+    return {f"seed_sd_{r['metric']}": float(r["std"]) for _, r in rows.iterrows()}
+
+
+def _delta(n: Mapping[str, float], key: str, fallback: float) -> tuple[float, float, int]:
+    """A paired difference of :func:`key_numbers` (``<key>_d``, ``_sd``, ``_n``), or ``fallback`` as one pair."""
+    if n.get(f"{key}_n", 0) > 0 and np.isfinite(n[f"{key}_d"]):
+        return float(n[f"{key}_d"]), float(n[f"{key}_sd"]), int(n[f"{key}_n"])
+    return float(fallback), 0.0, 1
+
+
+def _seeds(d: float, sd: float, k: int, what: str, metric: str = "it", fmt: str = ".2f") -> str:
+    """How a paired difference reads against its spread over seeds: "<what> changes <metric> by ..."."""
+    if k <= 1:
+        return f"{what} changes {metric} by {d:+{fmt}} at one seed (no seed spread)"
+    from ..analysis.spread import compare, direction
+
+    return (f"{what} changes {metric} by {d:+{fmt}} ± {sd:{fmt}} over {k} seeds "
+            f"({direction(compare(d, sd, 0.0, 0.0), 'up', 'down')})")
 
 
 def verdicts(n: Mapping[str, float], default: str = "single", other: str = "ensemble") -> dict[str, str]:
     """One sentence per finding of Tu et al. (docs/protocols.md §3.3), saying whether the numbers support it."""
+    from ..analysis.spread import compare, direction
+
     out = {}
     if "base_shape_bias" in n and "ft_shape_bias" in n:
         zs, ft, fl = n["base_shape_bias"], n["ft_shape_bias"], n.get("flyp_shape_bias", np.nan)
-        ok = zs > 0.5 and ft < zs
+        d, sd, k = _delta(n, "ft_shape_bias", ft - zs)
+        ok = zs > 0.5 and compare(d, sd, 0.0, 0.0) < 0
         flyp = "" if np.isnan(fl) else (f"; FLYP {'keeps more of it' if fl > ft else 'does not keep more of it'} "
                                         f"({fl:.2f})")
         out["shape_bias"] = (f"{'Supported' if ok else 'Not supported'}: the zero-shot base model's shape bias is "
                              f"{zs:.2f} ({'shape' if zs > 0.5 else 'texture'}-biased) and fine-tuning moves it to "
-                             f"{ft:.2f}{flyp}.")
+                             f"{ft:.2f}{flyp}; paired with its base, {_seeds(d, sd, k, 'FT')}.")
     if "cnn_geometric_relative" in n and "vit_geometric_relative" in n:
         c, v = n["cnn_geometric_relative"], n["vit_geometric_relative"]
         cc, vc = n["cnn_common_relative"], n["vit_common_relative"]
@@ -956,28 +1072,41 @@ def verdicts(n: Mapping[str, float], default: str = "single", other: str = "ense
                                   f"{v:.0%} (common corruptions: CNN {cc:.0%}, ViT {vc:.0%}){top}.")
     if "moved_axes_training_distribution" in n:
         k, m = n["moved_axes_training_distribution"], n["n_axes"]
-        out["training_distribution"] = (f"{'Supported' if k >= m / 2 else 'Not supported'}: the training "
-                                        f"distribution moves {k} of {m} axes by at least half the zoo's spread "
+        beyond = n.get("moved_axes_beyond_seed_training_distribution")
+        ok = k >= m / 2 and (beyond is None or beyond >= m / 2)
+        seeds = ("" if beyond is None else
+                 f", {beyond} of {m} by more than the base model's seed spread ({n.get('n_base_seeds', '?')} seeds)")
+        out["training_distribution"] = (f"{'Supported' if ok else 'Not supported'}: the training "
+                                        f"distribution moves {k} of {m} axes by at least half the zoo's spread{seeds} "
                                         "(the paper: the training source strongly affects every property).")
     if f"{default}_ood_auroc_mcm" in n and f"{other}_ood_auroc_mcm" in n:
         d_ood = n[f"{default}_ood_auroc_mcm"] - n[f"{other}_ood_auroc_mcm"]
         d_msp = n.get(f"{default}_ood_auroc_msp", np.nan) - n.get(f"{other}_ood_auroc_msp", np.nan)
         d_ece = n[f"{other}_ece_id"] - n[f"{default}_ece_id"]
         d_er = n[f"{default}_factor_er"] - n[f"{other}_factor_er"]
-        ok = d_ood > 0 and d_ece > 0
+        ok_ood, ok_ece, base = d_ood > 0, d_ece > 0, ""
+        if n.get(f"base_{other}_ood_auroc_mcm_n", 0) > 1:  # the base model at several seeds: read against its spread
+            b_ood, b_ood_sd, k = (-n[f"base_{other}_ood_auroc_mcm_d"], n[f"base_{other}_ood_auroc_mcm_sd"],
+                                  n[f"base_{other}_ood_auroc_mcm_n"])
+            b_ece, b_ece_sd = -n[f"base_{other}_ece_id_d"], n[f"base_{other}_ece_id_sd"]
+            ok_ood, ok_ece = compare(b_ood, b_ood_sd, 0.0, 0.0) > 0, compare(b_ece, b_ece_sd, 0.0, 0.0) < 0
+            base = (f"; on the base model alone, {_seeds(b_ood, b_ood_sd, k, 'one prompt', 'MCM OOD AUROC', '.3f')} "
+                    f"and ID ECE by {b_ece:+.3f} ± {b_ece_sd:.3f} "
+                    f"({direction(compare(b_ece, b_ece_sd, 0.0, 0.0), 'up', 'down')})")
         er = ("undefined (no baseline line)" if np.isnan(d_er) else f"{d_er:+.3f}")
         msp = "" if np.isnan(d_msp) else f" (MSP: {d_msp:+.3f})"
-        out["prompts"] = (f"{'Supported' if ok else 'Partly supported' if d_ood > 0 or d_ece > 0 else 'Not supported'}"
-                          f": one prompt instead of an ensemble changes MCM OOD AUROC by {d_ood:+.3f}{msp} and lowers "
-                          f"ID ECE by {d_ece:+.3f} (mean over zero-shot models); factor effective robustness "
-                          f"changes by {er}.")
+        status = "Supported" if ok_ood and ok_ece else "Partly supported" if ok_ood or ok_ece else "Not supported"
+        out["prompts"] = (f"{status}: one prompt instead of an ensemble changes MCM OOD AUROC by {d_ood:+.3f}{msp} and "
+                          f"lowers ID ECE by {d_ece:+.3f} (mean over zero-shot models){base}; factor effective "
+                          f"robustness changes by {er}.")
     if "ft_ood_auroc_mcm" in n and "base_ood_auroc_mcm" in n:
-        mcm = n["ft_ood_auroc_mcm"] - n["base_ood_auroc_mcm"]
-        msp = n["ft_ood_auroc_msp"] - n["base_ood_auroc_msp"]
+        mcm, mcm_sd, k = _delta(n, "ft_ood_auroc_mcm", n["ft_ood_auroc_mcm"] - n["base_ood_auroc_mcm"])
+        msp, msp_sd, _ = _delta(n, "ft_ood_auroc_msp", n["ft_ood_auroc_msp"] - n["base_ood_auroc_msp"])
         paper = n["ft_ood_auroc_msp"] - n["base_ood_auroc_mcm"]
+        spread = f" (± {mcm_sd:.3f} and ± {msp_sd:.3f} over {k} seeds, each paired with its base)" if k > 1 else ""
         out["fine_tuning_ood"] = (f"Within one scorer, fine-tuning (FT) changes OOD AUROC by {mcm:+.3f} (MCM) and "
-                                  f"{msp:+.3f} (MSP); the paper's pairing (MCM zero-shot vs MSP fine-tuned) would "
-                                  f"report {paper:+.3f}, which mixes in the scorer's effect.")
+                                  f"{msp:+.3f} (MSP){spread}; the paper's pairing (MCM zero-shot vs MSP fine-tuned) "
+                                  f"would report {paper:+.3f}, which mixes in the scorer's effect.")
     if "zs_ece_shift" in n:
         b, a = n["zs_ece_shift"], n["zs_ece_shift_ts"]
         out["temperature_scaling"] = (f"{'Supported' if a < b else 'Not supported'}: temperature scaling fitted on "

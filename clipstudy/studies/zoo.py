@@ -76,6 +76,12 @@ class ZooModel:
     model: str = ""
     pretrained: str = ""
     shipped: str = ""
+    seed: int | None = None
+
+    def run_seed(self, zoo_seed: int) -> int:
+        """The seed of this model's own run (a preset model's pretraining, a derived model's fine-tuning):
+        ``seed`` if given, else the zoo's."""
+        return zoo_seed if self.seed is None else int(self.seed)
 
     @property
     def kind(self) -> str:
@@ -213,10 +219,14 @@ def validate_zoo(zoo: Zoo) -> None:
         if m.shipped:
             from ..models import shipped_models
 
-            ships = {k: v for k, v in shipped_models().items() if v == m.preset}
+            ships = [k for k, (p, k_seed) in shipped_models().items()
+                     if p == m.preset and (m.seed is None or k_seed == m.seed)]
             if m.shipped not in ships:
-                raise ConfigError(f"{where}: shipped model {m.shipped!r} is not a shipped run of preset {m.preset!r}; "
-                                  f"shipped runs of it: {', '.join(ships) or 'none'}")
+                seed = "" if m.seed is None else f" at seed {m.seed}"
+                raise ConfigError(f"{where}: shipped model {m.shipped!r} is not a shipped run of preset "
+                                  f"{m.preset!r}{seed}; shipped runs of it: {', '.join(ships) or 'none'}")
+        if m.seed is not None and not (isinstance(m.seed, int) and not isinstance(m.seed, bool) and m.seed >= 0):
+            raise ConfigError(f"{where}: seed must be an integer >= 0 (or absent: the zoo's seed), got {m.seed!r}")
         if m.base:
             if m.base not in names or zoo.get(m.base).kind == "derived":
                 raise ConfigError(f"{where}: base {m.base!r} must be a preset or external model of the zoo")
@@ -293,7 +303,7 @@ def load_member(zoo: Zoo, name: str, *, train=None, classnames=(), scale: str = 
     if entry.kind == "preset":
         if entry.shipped and not retrain:
             return _shipped(zoo, entry, device)
-        run_dir, card = ensure_pretrained(entry.preset, zoo.seed, progress)
+        run_dir, card = ensure_pretrained(entry.preset, entry.run_seed(zoo.seed), progress)
         loaded = load_model(card["arch"], str(run_dir / "weights.safetensors"), device=device)
         return Member(entry, _named(loaded, name), info=_card_info(entry.preset, card, "trained here"))
     return _derived(zoo, entry, train, classnames, scale, device, progress, _bases, retrain)
@@ -301,7 +311,7 @@ def load_member(zoo: Zoo, name: str, *, train=None, classnames=(), scale: str = 
 
 def _card_info(preset: str, card: dict, source: str) -> dict:
     return {"preset": preset, "source": source, "train_minutes": card.get("train_minutes"),
-            "steps": card.get("steps_done"), "card_accuracy": card.get("zeroshot_accuracy", {})}
+            "steps": card.get("steps_done"), "seed": card.get("seed"), "card_accuracy": card.get("zeroshot_accuracy", {})}
 
 
 def _shipped(zoo: Zoo, entry: ZooModel, device: str) -> Member:
@@ -315,9 +325,10 @@ def _shipped(zoo: Zoo, entry: ZooModel, device: str) -> Member:
     except CheckpointError as exc:
         raise CheckpointError(f"zoo {zoo.name!r} model {entry.name!r}: {exc}, or retrain the zoo (notebook 04: "
                               "retrain_zoo=True)") from None
-    if int(card.get("seed", 0)) != zoo.seed:
+    seed = entry.run_seed(zoo.seed)
+    if int(card.get("seed", 0)) != seed:
         raise ConfigError(f"zoo {zoo.name!r} model {entry.name!r}: the shipped {entry.shipped!r} is the run of seed "
-                          f"{card.get('seed', 0)}, the zoo's seed is {zoo.seed}; retrain the zoo (retrain_zoo=True) "
+                          f"{card.get('seed', 0)}, the model's seed is {seed}; retrain the zoo (retrain_zoo=True) "
                           "for another seed")
     loaded = load_model(entry.shipped, device=device)
     return Member(entry, _named(loaded, entry.name), info=_card_info(entry.preset, card, f"shipped {entry.shipped}"))
@@ -340,13 +351,14 @@ def _derived(zoo, entry, train, classnames, scale, device, progress, bases, retr
         bases[entry.base] = load_member(zoo, entry.base, device=device, progress=progress, retrain=retrain)
     base = bases[entry.base]
     recipe = get_recipe(entry.recipe, scale, **entry.overrides())
-    spec = cell_spec(base.loaded, recipe, train, zoo.seed, experiment="holistic-zoo", zoo_model=entry.name)
+    seed = entry.run_seed(zoo.seed)
+    spec = cell_spec(base.loaded, recipe, train, seed, experiment="holistic-zoo", zoo_model=entry.name)
     t0 = time.time()
-    method, history, _ = train_method(base.loaded, recipe, train, classnames, zoo.seed,
+    method, history, _ = train_method(base.loaded, recipe, train, classnames, seed,
                                       checkpoint=checkpoint_path(spec), progress=progress)
     info = {"recipe": recipe.label, "steps": history[-1]["step"] if history else 0,
             "train_minutes": round((history[-1]["seconds"] if history else time.time() - t0) / 60, 2),
-            "base": entry.base}
+            "base": entry.base, "seed": seed}
     return Member(entry, base.loaded, method, info)
 
 
