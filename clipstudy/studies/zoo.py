@@ -444,6 +444,12 @@ def baseline_arch(zoo: Zoo, family: BaselineFamily) -> str:
 
         return PretrainConfig.from_preset(base.preset, seed=zoo.seed).arch
     if base.kind == "external":
+        from ..models import shipped_models
+
+        if base.model in shipped_models():  # a shipped model: its preset's architecture (no weights needed)
+            from ..pretrain import PretrainConfig
+
+            return PretrainConfig.from_preset(shipped_models()[base.model][0]).arch
         return base.model
     raise ConfigError(f"zoo {zoo.name!r}: the base model must be a preset or external model to give the baseline "
                       "family its architecture")
