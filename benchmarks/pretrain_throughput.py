@@ -1,7 +1,7 @@
 """Pretraining throughput (image-caption pairs per second) of pretraining presets, against a baseline preset
 run in the same process.
 
-    python benchmarks/pretrain_throughput.py [--presets embedded vit-tiny rn-tiny-siglip] [--steps 12]
+    python benchmarks/pretrain_throughput.py [--presets embedded zoo-vit zoo-siglip] [--steps 12]
 
 For each preset (the first is the baseline), timed separately and in this order:
 
@@ -60,7 +60,7 @@ def measure(preset: str, steps: int, seed: int = 0) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--presets", nargs="+", default=["embedded", "vit-tiny", "rn-tiny-siglip"],
+    p.add_argument("--presets", nargs="+", default=["embedded", "zoo-vit", "zoo-siglip"],
                    help="pretraining presets; the first is the baseline")
     p.add_argument("--steps", type=int, default=12, help="timed steps per preset")
     args = p.parse_args(argv)

@@ -315,6 +315,14 @@ session.save_figure(fig, "04_factor_effects")
 print(claims.get("training_distribution", ""))
 effects.round(3)
 
+# %%
+# each effect's spread: n paired differences (fine-tuning: one per base run and seed; prompts: one per zero-shot
+# model), their std and range; "seed spread of the base" is the std over the base's runs at different seeds,
+# the yardstick for the factors measured at one seed (a difference smaller than it is within seed noise)
+spread = H.effect_spread(results)
+shown = ["id_accuracy", "shape_bias", "ood_auroc_mcm", "ece_id", "geometric_relative"]
+spread[spread.metric.isin(shown)].pivot(index="row", columns="metric", values=["n", "mean", "std"]).round(3)
+
 # %% [markdown]
 # ## The LMM axis (out of scope offline)
 #
@@ -337,7 +345,7 @@ except LMMAxisUnavailable as e:
 # %%
 for key, sentence in claims.items():
     print(f"{key}: {sentence}")
-for key in ("n_models", "n_entries", "n_baseline", "base_id_accuracy", "base_shape_bias", "base_ood_auroc_mcm",
+for key in ("n_models", "n_entries", "n_base_seeds", "ft_n_seeds", "n_baseline", "base_id_accuracy", "base_shape_bias", "base_ood_auroc_mcm",
             "base_ood_auroc_msp", "base_ece_shift", "base_ece_shift_ts", "base_retrieval_r1", "base_factor_er",
             "base_shift_er", "zoo_mean_factor_er", "zoo_mean_shift_er", "ft_id_accuracy", "ft_shape_bias",
             "ft_ood_auroc_mcm", "ft_ood_auroc_msp", "single_ood_auroc_mcm", "ensemble_ood_auroc_mcm",

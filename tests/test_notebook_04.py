@@ -9,7 +9,9 @@ pytestmark = pytest.mark.notebook
 
 def test_04_smoke(run_notebook):
     records = run_notebook("04")
-    assert records["n_models"] == 3 and records["n_entries"] == 5  # 2 zero-shot x 2 prompt sets + 1 fine-tuned
+    # 3 zero-shot runs (the base at two seeds) x 2 prompt sets + FT of each base run
+    assert records["n_models"] == 5 and records["n_entries"] == 8
+    assert records["n_base_seeds"] == 2
     assert 0 <= records["base_id_accuracy"] <= 1 and 0 <= records["ft_id_accuracy"] <= 1
     assert 0 <= records["zs_ece_shift_ts"] <= 1 and 0 <= records["single_ood_auroc_mcm"] <= 1
     # issue 13: both OOD scorers for every model; a supervised photo-only baseline family for the ER lines
