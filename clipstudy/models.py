@@ -89,11 +89,6 @@ def shipped_runs() -> list[tuple[str, int]]:
     return list(dict.fromkeys(shipped_models().values()))
 
 
-def shipped_presets() -> list[str]:
-    """The presets of the shipped runs, each once."""
-    return list(dict.fromkeys(p for p, _ in shipped_runs()))
-
-
 def shipped_files(preset: str, seed: int = 0) -> tuple[Path, Path, Path]:
     """Where the shipped run of ``preset`` at ``seed`` lives: (weights, card JSON, card markdown). The
     ``embedded`` preset's seed-0 run is in ``assets/`` as ``embedded.*``; every other run in

@@ -33,3 +33,19 @@ def test_ci_calls_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make test" in ci
     assert "make figures" in readme
+
+
+def test_package_data_holds_every_shipped_model_file():
+    """Every file a shipped model lives in (the embedded model in assets/, the zoo in assets/zoo/) is matched by
+    a package-data pattern, so an installed clipstudy has the weights and cards a checkout has."""
+    from pathlib import PurePosixPath
+
+    from clipstudy import paths
+    from clipstudy.models import shipped_files, shipped_runs
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["clipstudy"]
+    pkg = paths.PACKAGE_DIR
+    for run in shipped_runs():
+        for f in shipped_files(*run):
+            rel = PurePosixPath(f.relative_to(pkg).as_posix())
+            assert any(rel.match(p) and len(rel.parts) == len(PurePosixPath(p).parts) for p in patterns), rel
