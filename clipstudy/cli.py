@@ -44,7 +44,8 @@ def model_description(name: str) -> str:
         card = shipped_files(preset, seed)[1]
         text = read_json(card).get("config", {}).get("description", "") if card.is_file() else ""
         if name == EMBEDDED:
-            return text or "the shipped model pretrained on the embedded world (clipstudy/assets/EMBEDDED_MODEL_CARD.md)"
+            return text or ("the shipped model pretrained on the embedded world "
+                            "(clipstudy/assets/EMBEDDED_MODEL_CARD.md)")
         shipped = "" if card.is_file() else " (not shipped in this checkout)"
         alias = (f"the `{preset}` recipe at seed {seed}, a second run of the zoo's base; " if seed else
                  f"the shipped `{preset}` model as the zoo's base; " if preset == EMBEDDED else "")
@@ -300,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--minutes", type=float, default=None, help="stop after this many minutes")
     pt.add_argument("--out", default=None, help="run folder (default: <checkpoints>/pretrain/<preset>-seed<k>)")
     pt.add_argument("--restart", action="store_true", help="ignore an existing state.pt instead of resuming")
-    pt.add_argument("--ship", action="store_true", help="install the result in the package as the shipped model(s) of its preset (embedded, zoo-*)")
+    pt.add_argument("--ship", action="store_true",
+                    help="install the result in the package as the shipped model(s) of its run (embedded, zoo-*)")
     pt.set_defaults(func=cmd_pretrain)
 
     cd = sub.add_parser("check-data", help="which real benchmarks are present, partial, malformed or missing under a "

@@ -369,7 +369,8 @@ def test_tiny_study_effects_have_their_spread_over_seeds(tiny_run):
         assert (row["min"], row["max"]) == pytest.approx((d.min(), d.max()))
         base = spread[(spread.row == "seed spread of the base") & (spread.metric == metric)].iloc[0]
         assert base["std"] == pytest.approx(np.std([s.loc["micro", metric], s.loc["micro@1", metric]], ddof=1))
-        one = spread[(spread.row == "training distribution: domain-balanced vs photo-heavy") & (spread.metric == metric)]
+        one = spread[(spread.row == "training distribution: domain-balanced vs photo-heavy")
+                     & (spread.metric == metric)]
         assert one.iloc[0]["n"] == 1 and one.iloc[0]["std"] == 0  # one seed: no spread of its own
         p = np.array([s.loc["micro+ensemble", metric] - s.loc["micro", metric],
                       s.loc["micro@1+ensemble", metric] - s.loc["micro@1", metric],

@@ -16,8 +16,10 @@ The zoo is data (``data/resources/zoo.json``). Each model is
 A preset model may also name the **shipped** model that is its run (``"shipped": "zoo-vit"``: a registered
 model of :func:`clipstudy.models.shipped_models` whose preset is the model's ``preset``). Such a model is
 loaded from the package's weights, and pretrained (on demand, cached, resumable) only when the caller asks
-to retrain the zoo (``retrain=True``: notebook 04's ``retrain_zoo``) or when the zoo's seed is not the
-shipped run's.
+to retrain the zoo (``retrain=True``: notebook 04's ``retrain_zoo``); a shipped run of another seed than the
+model's is an error that says so. A model's ``seed`` (default: the zoo's) is its own run's: a preset model's
+pretraining seed, a derived model's fine-tuning seed (base replicates at several seeds, each fine-tuned with
+its own seed, give the fine-tuning and prompt factors a spread over seeds).
 
 Every model names the factor it varies with respect to the zoo's ``base`` model and its value; the
 base model has factor ``"base"``, models outside the comparison ``"reference"``. The sixth factor,
@@ -311,7 +313,8 @@ def load_member(zoo: Zoo, name: str, *, train=None, classnames=(), scale: str = 
 
 def _card_info(preset: str, card: dict, source: str) -> dict:
     return {"preset": preset, "source": source, "train_minutes": card.get("train_minutes"),
-            "steps": card.get("steps_done"), "seed": card.get("seed"), "card_accuracy": card.get("zeroshot_accuracy", {})}
+            "steps": card.get("steps_done"), "seed": card.get("seed"),
+            "card_accuracy": card.get("zeroshot_accuracy", {})}
 
 
 def _shipped(zoo: Zoo, entry: ZooModel, device: str) -> Member:
