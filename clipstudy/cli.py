@@ -43,12 +43,16 @@ def model_description(name: str) -> str:
         preset, seed = shipped_models()[name]
         card = shipped_files(preset, seed)[1]
         text = read_json(card).get("config", {}).get("description", "") if card.is_file() else ""
+        if not text and name != EMBEDDED:
+            from .pretrain import presets
+
+            text = presets().get(preset, {}).get("description", "")
         if name == EMBEDDED:
             return text or ("the shipped model pretrained on the embedded world "
                             "(clipstudy/assets/EMBEDDED_MODEL_CARD.md)")
         shipped = "" if card.is_file() else " (not shipped in this checkout)"
-        alias = (f"the `{preset}` recipe at seed {seed}, a second run of the zoo's base; " if seed else
-                 f"the shipped `{preset}` model as the zoo's base; " if preset == EMBEDDED else "")
+        alias = (f"the `{preset}` recipe at seed {seed}, a second run of the zoo's base. " if seed else
+                 f"the shipped `{preset}` model as the zoo's base. " if preset == EMBEDDED else "")
         return f"holistic-study zoo{shipped}: {alias}{text or f'pretraining preset {preset}'}"
     cfg = paths.model_configs_dir() / f"{name}.json"
     if not cfg.is_file():

@@ -334,6 +334,8 @@ def pretrain(cfg: PretrainConfig, *, out_dir: str | Path | None = None, progress
 
     out = paths.require_writable(Path(out_dir) if out_dir else cfg.run_dir(),
                                  "choose a writable --out folder" if out_dir else paths.writable_hint("checkpoints"))
+    if resume and finished_run(out, cfg):  # nothing to train or measure: the card is this run's
+        return read_json(out / "card.json")
     state = out / "state.pt"
     if not resume and state.exists():
         state.unlink()
@@ -356,6 +358,27 @@ def pretrain(cfg: PretrainConfig, *, out_dir: str | Path | None = None, progress
     write_json(out / "card.json", card)
     write_text(out / "card.md", card_markdown(card))
     return card
+
+
+#: Fields in which a finished run's card may differ from a config and still be that config's run: how long the
+#: run was allowed to take and how it is described, neither of which changes the model or its card's numbers.
+FINISHED_IGNORES = ("max_minutes", "description")
+
+
+def finished_run(out: str | Path, cfg: PretrainConfig) -> bool:
+    """Whether folder ``out`` holds a finished run of ``cfg``: its weights, and a card that took every step of
+    ``cfg`` and whose config is ``cfg``'s up to :data:`FINISHED_IGNORES` (a run stopped by its time limit, or
+    a card measured under other settings, e.g. another ``card_suite``, is not)."""
+    out = Path(out)
+    if not ((out / "weights.safetensors").exists() and (out / "card.json").exists()):
+        return False
+    card = read_json(out / "card.json")
+    if card.get("steps_done", 0) < cfg.steps:
+        return False
+    stored = json.loads(json.dumps(card.get("config", {})))
+    new = config_record(cfg)
+    return {k: v for k, v in stored.items() if k not in FINISHED_IGNORES} == \
+        {k: v for k, v in new.items() if k not in FINISHED_IGNORES}
 
 
 def finish_scale(loaded, cfg: PretrainConfig, progress: bool = False) -> dict:
@@ -625,6 +648,15 @@ def zoo_card_markdown() -> str:
                     f"{_pairs_per_second(c)} | " + " | ".join(f"{acc[d]:.1%}" if d in acc else "-" for d in domains)
                     + f" | {c['shape_bias']['shape_bias']:.2f} | {c.get('logit_scale', float('nan')):.1f} | {held} |")
     note = (f"\nNot shipped in this checkout: {', '.join(f'`{n}`' for n in missing)}.\n" if missing else "")
+    own = [n for n in names if shipped_models()[n] != ("embedded", 0)]  # the zoo's own runs (retrain_zoo)
+    done = [n for n in own if is_shipped(n)]
+    if done:
+        total = sum(float(shipped_card(n)["train_minutes"]) for n in done)
+        part = "" if len(done) == len(own) else f" ({len(done)} of its {len(own)} runs shipped so far)"
+        note += (f"\nRetraining the zoo's own runs (every member but `zoo-resnet`, the shipped `embedded` model) "
+                 f"took {total:.0f} minutes of training in all{part}: the sum of the cards' minutes, wall time on the "
+                 "machine that trained each, which other jobs may have shared (each card's evaluation adds a few "
+                 "minutes).\n")
     return f"""# Model card: the holistic study's zoo (`zoo-*`)
 
 Small CLIPs pretrained from scratch on the clipstudy world, each the `embedded` recipe (3,600 steps of batch 128,

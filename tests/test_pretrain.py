@@ -45,6 +45,25 @@ def test_smoke_pretrain_writes_card_and_resumes(smoke_run):
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+def test_a_finished_run_is_neither_trained_nor_measured_again(smoke_run, monkeypatch):
+    """A folder holding a finished run of the config returns its card as is (``--ship`` of a finished run copies
+    it at once); a time limit or description changed since does not matter, any other field does."""
+    import dataclasses
+
+    import clipstudy.pretrain as P
+
+    cfg, card, tmp_path = smoke_run
+    assert P.finished_run(tmp_path / "run", cfg)
+    assert P.finished_run(tmp_path / "run", dataclasses.replace(cfg, max_minutes=5.0, description="another text"))
+    assert not P.finished_run(tmp_path / "run", dataclasses.replace(cfg, card_eval_n=7))  # measured otherwise
+    assert not P.finished_run(tmp_path / "run", dataclasses.replace(cfg, steps=cfg.steps + 1))
+    assert not P.finished_run(tmp_path / "nowhere", cfg)
+    monkeypatch.setattr(P, "model_card", lambda *a, **k: pytest.fail("a finished run was measured again"))
+    monkeypatch.setattr(P, "pretraining_setup", lambda *a, **k: pytest.fail("a finished run was set up again"))
+    assert P.pretrain(cfg, out_dir=tmp_path / "run", progress=False) == json.loads(
+        (tmp_path / "run" / "card.json").read_text())
+
+
 def test_same_seed_same_weights(smoke_run, tmp_path, monkeypatch):
     from safetensors.torch import load_file
 

@@ -124,6 +124,7 @@ def test_the_zoo_card_is_computed_from_the_shipped_cards(assets):
     # a few steps of a micro model fail the zoo's bar, and the card says which check
     assert cells[13].startswith("**fail: photo accuracy >= 65%")
     assert "Not shipped" not in md
+    assert f"took {card['train_minutes']:.0f} minutes of training in all:" in md  # the one run of this zoo
 
 
 def test_ship_refuses_a_preset_that_no_shipped_model_uses(assets, tmp_path):

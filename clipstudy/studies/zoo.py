@@ -248,14 +248,12 @@ def preset_run_dir(preset: str, seed: int) -> Path:
 
 
 def is_trained(preset: str, seed: int) -> bool:
-    """A finished pretraining run that is reused as is: weights and card written, and every step of the
-    preset taken (a run stopped by its time limit also writes them, with fewer ``steps_done``)."""
-    from ..pretrain import PretrainConfig
+    """A finished pretraining run of the preset, reused as is (:func:`clipstudy.pretrain.finished_run`: every
+    step taken, the card's config the preset's; a run stopped by its time limit also writes weights and a card,
+    with fewer ``steps_done``)."""
+    from ..pretrain import PretrainConfig, finished_run
 
-    d = preset_run_dir(preset, seed)
-    if not ((d / "weights.safetensors").exists() and (d / "card.json").exists()):
-        return False
-    return read_json(d / "card.json").get("steps_done", 0) >= PretrainConfig.from_preset(preset, seed=seed).steps
+    return finished_run(preset_run_dir(preset, seed), PretrainConfig.from_preset(preset, seed=seed))
 
 
 def ensure_pretrained(preset: str, seed: int = 0, progress: bool = True) -> tuple[Path, dict]:
