@@ -49,28 +49,22 @@ def presets() -> dict:
     return {k: resolve_preset(table, k) for k in table}
 
 
-def resolve_preset(table: dict, name: str, seen: tuple = ()) -> dict:
-    """Preset ``name`` of ``table`` with ``"extends": "<parent>"`` resolved: the parent's fields (itself
-    resolved) updated with the preset's own; ``world`` is merged one level deep (the preset's world keys
-    replace the parent's, the others are kept), so a preset that varies one factor of another names only
-    that factor. A preset's description is its own."""
-    if name not in table:
-        raise ConfigError(f"unknown pretraining preset {name!r}; valid presets: {', '.join(sorted(table))}")
-    entry = dict(table[name])
-    parent = entry.pop("extends", None)
-    if parent is None:
-        return entry
-    if parent in seen + (name,):
-        raise ConfigError(f"pretraining preset {name!r} extends {parent!r}, which forms a cycle")
-    if parent not in table:
-        raise ConfigError(f"pretraining preset {name!r} extends unknown preset {parent!r}; valid presets: "
-                          f"{', '.join(sorted(table))}")
-    merged = {k: v for k, v in resolve_preset(table, parent, seen + (name,)).items() if k != "description"}
-    world = {**merged.get("world", {}), **entry.pop("world", {})}
-    merged.update(entry)
-    if world:
-        merged["world"] = world
-    return merged
+def resolve_preset(table: dict, name: str) -> dict:
+    """Preset ``name`` of ``table`` with ``"extends": "<parent>"`` resolved
+    (:func:`clipstudy.registry.resolve_extends`): the parent's fields (itself resolved) updated with the preset's
+    own; ``world`` is merged one level deep (the preset's world keys replace the parent's, the others are kept),
+    so a preset that varies one factor of another names only that factor. A preset's description is its own."""
+    from .registry import resolve_extends
+
+    def merge(parent: dict, own: dict) -> dict:
+        merged = {k: v for k, v in parent.items() if k != "description"}
+        world = {**merged.get("world", {}), **own.pop("world", {})}
+        merged.update(own)
+        if world:
+            merged["world"] = world
+        return merged
+
+    return resolve_extends(table, name, "pretraining preset", "presets", merge, unknown=ConfigError)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ first lookup. Like open_clip's model registry (``open_clip/factory.py``: configs
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 
 def import_submodules(package: str) -> list[str]:
@@ -152,3 +152,26 @@ class Registry:
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {self.list()})"
+
+
+def resolve_extends(table: Mapping, name: str, what: str, plural: str, merge: Callable[[dict, dict], dict],
+                    unknown: type = UnknownNameError, _seen: tuple = ()) -> dict:
+    """Entry ``name`` of ``table`` (named entries of a data file) with ``"extends": "<parent>"`` resolved:
+    ``merge(parent, own)`` of the parent entry (itself resolved) and the entry's own keys. Errors name
+    ``what`` (e.g. "zoo") and list the valid names (``plural``: "zoos"): an unknown entry (``unknown``), an
+    unknown parent, or a cycle (:class:`clipstudy.errors.ConfigError`)."""
+    from .errors import ConfigError
+
+    if name not in table:
+        raise unknown(f"unknown {what} {name!r}; valid {plural}: {', '.join(sorted(table))}")
+    entry = dict(table[name])
+    parent = entry.pop("extends", None)
+    if parent is None:
+        return entry
+    if parent in _seen + (name,):
+        raise ConfigError(f"{what} {name!r} extends {parent!r}, which forms a cycle")
+    if parent not in table:
+        raise ConfigError(f"{what} {name!r} extends unknown {what} {parent!r}; valid {plural}: "
+                          f"{', '.join(sorted(table))}")
+    return merge(resolve_extends(table, parent, what, plural, merge, unknown, _seen + (name,)), entry)
+

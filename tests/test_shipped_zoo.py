@@ -29,7 +29,7 @@ def test_a_preset_extends_another_and_names_only_what_it_changes():
     assert c["steps"] == 9 and c["n_train"] == 500 and "description" not in c  # a description is its own
     with pytest.raises(ConfigError, match="'loop1' extends 'loop2', which forms a cycle|'loop2' extends 'loop1'"):
         P.resolve_preset(table, "loop1")
-    with pytest.raises(ConfigError, match="'orphan' extends unknown preset 'nope'; valid presets: a, b, c"):
+    with pytest.raises(ConfigError, match="'orphan' extends unknown pretraining preset 'nope'; valid presets: a, b, c"):
         P.resolve_preset(table, "orphan")
 
 

@@ -40,18 +40,13 @@ def deep_merge(base: Mapping, over: Mapping) -> dict:
     return out
 
 
-def resolve_extends(table: Mapping[str, Mapping], name: str, seen: tuple = ()) -> dict:
-    """Recipe ``name`` of ``table`` (raw entries) with its ``extends`` chain applied."""
+def resolve_extends(table: Mapping[str, Mapping], name: str) -> dict:
+    """Recipe ``name`` of ``table`` (raw entries) with its ``extends`` chain applied (dicts merged key by key,
+    :func:`deep_merge`; :func:`clipstudy.registry.resolve_extends`)."""
     from ..errors import ConfigError
+    from ..registry import resolve_extends as resolve
 
-    entry = dict(table[name])
-    parent = entry.pop("extends", None)
-    if parent is None:
-        return entry
-    if parent not in table or parent in seen + (name,):
-        why = "is not a recipe" if parent not in table else "forms a cycle"
-        raise ConfigError(f"recipe {name!r} extends {parent!r}, which {why}")
-    return deep_merge(resolve_extends(table, parent, seen + (name,)), entry)
+    return resolve(table, name, "recipe", "recipes", deep_merge, unknown=ConfigError)
 
 
 def _short(source: str, width: int = 100) -> str:

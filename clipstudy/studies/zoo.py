@@ -153,27 +153,21 @@ def _fields(entry: Mapping, where: str) -> dict:
 def load_zoo(name: str) -> Zoo:
     """The zoo ``name`` of ``zoo.json`` (unknown names list the valid ones), validated. A zoo with
     ``"extends": "<zoo>"`` is that zoo with its own ``models`` added (and its other keys replacing)."""
-    z = _zoo_entry(name, ())
+    z = _zoo_entry(name)
     models = tuple(ZooModel(name=k, **_fields(v, f"zoo {name!r} model {k!r}")) for k, v in z["models"].items())
     return Zoo(name, models, z.get("base", ""), tuple(sorted(z.get("base_values", {}).items())),
                int(z.get("seed", 0)), z.get("description", ""), z.get("baseline", ""))
 
 
-def _zoo_entry(name: str, seen: tuple) -> dict:
-    from ..registry import UnknownNameError
+def _zoo_entry(name: str) -> dict:
+    from ..registry import resolve_extends
 
-    zoos = zoo_table()["zoos"]
-    if name not in zoos:
-        raise UnknownNameError(f"unknown zoo {name!r}; valid zoos: {', '.join(sorted(zoos))}")
-    entry = dict(zoos[name])
-    parent = entry.pop("extends", None)
-    if parent is None:
-        return entry
-    if parent in seen + (name,):
-        raise ConfigError(f"zoo {name!r} extends {parent!r}, which forms a cycle")
-    merged = {**_zoo_entry(parent, seen + (name,)), **{k: v for k, v in entry.items() if k != "models"}}
-    merged["models"] = {**merged.get("models", {}), **entry.get("models", {})}
-    return merged
+    def merge(parent: dict, own: dict) -> dict:
+        merged = {**parent, **{k: v for k, v in own.items() if k != "models"}}
+        merged["models"] = {**parent.get("models", {}), **own.get("models", {})}
+        return merged
+
+    return resolve_extends(zoo_table()["zoos"], name, "zoo", "zoos", merge)
 
 
 def zoo_from_models(models: Sequence[Sequence[str]], name: str = "real", seed: int = 0) -> Zoo:
