@@ -35,8 +35,11 @@
 # 6. **vision–language interaction in large multimodal models** (LLaVA) — out of scope offline (see the end).
 #
 # **Embedded default.** A zoo of small CLIPs is pretrained from scratch on the embedded world by the
-# project's `clipstudy pretrain` pipeline (presets `zoo-*` in `pretrain_presets.json`, zoo in
-# `clipstudy/data/resources/zoo.json`): a ResNet base (photo-heavy mixture, a new image at every step) and
+# project's `clipstudy pretrain` pipeline. Two zoos are defined (`clipstudy/data/resources/zoo.json`): the
+# `shipped` zoo, the shipped model's recipe with one factor changed per model, whose weights come with the
+# package (`zoo-*` models; `retrain_zoo=True` retrains them here, for hours), and the `quick` zoo, run below
+# until the shipped zoo's weights are in the package. The `quick` zoo (presets `zoo600-*` in
+# `pretrain_presets.json`, 600 steps each): a ResNet base (photo-heavy mixture, a new image at every step) and
 # one model per factor value — a ViT tower, a domain-balanced mixture, 2k and 12k unique images, the
 # SigLIP loss — plus FT and FLYP fine-tuned copies of the base on the 30 ID classes, and the
 # shipped `embedded` model as a grey reference point (the base recipe trained about 10× longer). Every
@@ -162,7 +165,8 @@ print(f"How strong is the zoo? Zero-shot ID accuracy ({results.n_classes} ID cla
 # training-set sizes). Relative corruption robustness (corrupted / clean accuracy) is pulled towards 1 for
 # weak models, because accuracy cannot fall much below chance. Each verdict printed below is computed
 # from the run; the sentences after each figure say how far it can be trusted. Longer pretraining (the
-# `steps` of the `zoo-*` presets) is the lever: the shipped model is the base recipe at 3,600 steps.
+# `steps` of the presets) is the lever: the shipped model is the base recipe at 3,600 steps, as is every model of
+# the `shipped` zoo.
 
 # %% [markdown]
 # ## Figure 1 — visual-factor robustness
