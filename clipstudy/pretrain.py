@@ -556,8 +556,8 @@ def ship(run_dir: str | Path) -> Path:
     (:func:`clipstudy.models.shipped_models`): ``embedded`` into ``assets/``, the zoo's runs into
     ``assets/zoo/``, whose markdown card (:func:`zoo_card_markdown`) is rewritten from every shipped zoo card.
     The card records :func:`ship_check` on the copied weights. The weights are replaced atomically. A run that
-    no shipped model is refused, listing those that are."""
-    from .models import EMBEDDED, shipped_files, shipped_runs
+    no shipped model stands for is refused, listing the shipped runs."""
+    from .models import EMBEDDED, load_model, shipped_files, shipped_runs
 
     run_dir = Path(run_dir)
     card = read_json(run_dir / "card.json")
@@ -570,9 +570,7 @@ def ship(run_dir: str | Path) -> Path:
     tmp = weights.with_name(weights.name + ".tmp")
     shutil.copyfile(run_dir / "weights.safetensors", tmp)
     tmp.replace(weights)
-    from .models import load_model
-
-    check = ship_check(load_model(card["arch"], str(weights)), int(card.get("seed", 0)))
+    check = ship_check(load_model(card["arch"], str(weights)), seed)
     write_json(meta, {**{k: v for k, v in card.items() if k != "history"}, "ship_check": check})
     if (preset, seed) == (EMBEDDED, 0):
         shutil.copyfile(run_dir / "card.md", markdown)
@@ -640,7 +638,8 @@ def zoo_card_markdown() -> str:
             r["check"] for r in checks if not r["holds"]) + "**"
         rows.append(f"| `{name}` | `{c['preset']}` | {c['seed']} | {c['steps_done']} | {c['train_minutes']:.1f} | "
                     f"{_pairs_per_second(c)} | " + " | ".join(f"{acc[d]:.1%}" if d in acc else "-" for d in domains)
-                    + f" | {c['shape_bias']['shape_bias']:.2f} | {c.get('logit_scale', float('nan')):.1f} | {held} |")
+                    + f" | {c['shape_bias']['shape_bias']:.2f} | "
+                    + (f"{c['logit_scale']:.1f}" if "logit_scale" in c else "-") + f" | {held} |")
     note = (f"\nNot shipped in this checkout: {', '.join(f'`{n}`' for n in missing)}.\n" if missing else "")
     own = [n for n in names if shipped_models()[n] != ("embedded", 0)]  # the zoo's own runs (retrain_zoo)
     done = [n for n in own if is_shipped(n)]
@@ -655,10 +654,11 @@ def zoo_card_markdown() -> str:
 
 Small CLIPs pretrained from scratch on the clipstudy world, each the `embedded` recipe (3,600 steps of batch 128,
 the shipped model's domain mixture and captions, learned logit scale) with one of Tu et al.'s factors changed:
-architecture (`zoo-vit`), training distribution (`zoo-balanced`), training-set size (`zoo-n100k`, `zoo-n25k`) and
-contrastive loss (`zoo-siglip`). The base, `zoo-resnet`, is the shipped `embedded` model itself. Reproduce a
-member with `clipstudy pretrain --preset <preset> --seed <seed>` (add `--ship` to install it here); notebook 04
-retrains the whole zoo with `retrain_zoo=True`.
+architecture (`zoo-vit`, which also trains at a ViT's learning rate and warm-up), training distribution
+(`zoo-balanced`), training-set size (`zoo-n100k`, `zoo-n25k`) and contrastive loss (`zoo-siglip`). The base,
+`zoo-resnet`, is the shipped `embedded` model itself, and `zoo-resnet-s1` the same recipe at seed 1 (the base's
+seed spread). Reproduce a member with `clipstudy pretrain --preset <preset> --seed <seed>` (add `--ship` to
+install it here); notebook 04 retrains the zoo's own runs (all but `zoo-resnet`) with `retrain_zoo=True`.
 
 Zero-shot top-1 accuracy with the prompt "a photo of a {{}}." over all world classes (chance 1/46) on the
 world's test split; shape bias on the world's cue-conflict images; minutes of training on the machine that
