@@ -245,8 +245,38 @@ def images_to_tensor(batch, mean, std):
     return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
 
 
+#: Most bytes of rendered training images :func:`world_batches` keeps per stream to reuse in later epochs
+#: (2 GiB: up to about 175k images of 64 px; a larger training set is rendered anew in every epoch).
+RENDER_CACHE_BYTES = 2 << 30
+
+
+class RenderCache:
+    """A dataset's rendered images by index, kept for the later epochs of a small training set: a world image
+    is a function of its index, so a kept image is the one rendering would give again, and a training set of
+    25k images seen 18 times is rendered once. Off (every batch rendered) when ``n`` images would need more than
+    ``max_bytes``. One writer at a time (the batch stream's prefetch thread)."""
+
+    def __init__(self, ds, n: int, size: int, max_bytes: int | None = None):
+        self.ds = ds
+        limit = RENDER_CACHE_BYTES if max_bytes is None else max_bytes
+        self.enabled = n * size * size * 3 <= limit
+        self.images = np.empty((n, size, size, 3), np.uint8) if self.enabled else None
+        self.filled = np.zeros(n, bool) if self.enabled else None
+
+    def get_batch(self, indices) -> np.ndarray:
+        if not self.enabled:
+            return self.ds.get_batch(list(indices))
+        idx = np.asarray(indices, dtype=np.int64)
+        todo = np.unique(idx[~self.filled[idx]])
+        if len(todo):
+            self.images[todo] = self.ds.get_batch(todo.tolist())
+            self.filled[todo] = True
+        return self.images[idx]
+
+
 def world_batches(cfg: PretrainConfig, tokenizer, mean, std):
-    """``step -> {"images", "tokens"}``: shuffled epochs over ``n_train`` world images and captions.
+    """``step -> {"images", "tokens"}``: shuffled epochs over ``n_train`` world images and captions (rendered
+    once and kept for later epochs when they fit :data:`RENDER_CACHE_BYTES`, :class:`RenderCache`).
 
     With ``texture_fraction`` > 0, :attr:`PretrainConfig.texture_batch` images of every batch come from a
     second stream of ``n_train`` texture-only images (pattern and background fields with their captions, in
@@ -258,11 +288,13 @@ def world_batches(cfg: PretrainConfig, tokenizer, mean, std):
     parts = []
     n_tex = cfg.texture_batch
     wcfg = cfg.world_config()
-    parts.append((wcfg, WorldDataset(wcfg), epoch_batches(cfg.n_train, cfg.batch_size - n_tex, cfg.seed,
-                                                          drop_last=True)))
+    size = cfg.image_size
+    parts.append((wcfg, RenderCache(WorldDataset(wcfg), cfg.n_train, size),
+                  epoch_batches(cfg.n_train, cfg.batch_size - n_tex, cfg.seed, drop_last=True)))
     if n_tex:
         tcfg = cfg.world_config(kind="texture_only")
-        parts.append((tcfg, WorldDataset(tcfg), epoch_batches(cfg.n_train, n_tex, cfg.seed + 1, drop_last=True)))
+        parts.append((tcfg, RenderCache(WorldDataset(tcfg), cfg.n_train, size),
+                      epoch_batches(cfg.n_train, n_tex, cfg.seed + 1, drop_last=True)))
 
     def batch(step: int) -> dict:
         images, captions = [], []

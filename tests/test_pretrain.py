@@ -306,3 +306,39 @@ def test_card_markdown_states_the_world_checks(smoke_run):
 
     text = card_markdown(card)
     assert "World checks" in text and "infograph at least 10 points below photo" in text
+
+
+def test_kept_renders_give_the_batches_rendering_would(monkeypatch):
+    """A small training set is rendered once and its images kept for later epochs (RenderCache): over several
+    epochs the batches equal, bit for bit, those of a stream that renders every batch, and no image of a
+    stream is rendered twice."""
+    import numpy as np
+
+    import clipstudy.pretrain as P
+    from clipstudy.world import WorldDataset
+
+    cfg = PretrainConfig.from_preset("smoke", n_train=64, texture_fraction=0.25)  # 12 objects + 4 textures a batch
+    rendered = []
+    real = WorldDataset.get_batch
+
+    def counting(self, indices):
+        rendered.append((self.cfg.kind, tuple(indices)))
+        return real(self, indices)
+
+    monkeypatch.setattr(WorldDataset, "get_batch", counting)
+    steps = range(12)  # five epochs of the object stream, three of the texture stream
+    kept = P.pretraining_setup(cfg)[2]
+    a = [kept(s) for s in steps]
+    per_kind = {}
+    for kind, idx in rendered:
+        per_kind.setdefault(kind, []).extend(idx)
+    assert all(len(v) == len(set(v)) <= cfg.n_train for v in per_kind.values())  # each image rendered once
+    monkeypatch.setattr(P, "RENDER_CACHE_BYTES", 0)  # every batch rendered anew
+    fresh = P.pretraining_setup(cfg)[2]
+    b = [fresh(s) for s in steps]
+    for x, y in zip(a, b):
+        assert torch.equal(x["images"], y["images"]) and torch.equal(x["tokens"], y["tokens"])
+    assert not P.RenderCache(None, 10, 64, max_bytes=10 * 64 * 64 * 3 - 1).enabled  # too big: renders every batch
+    assert P.RenderCache(None, 10, 64, max_bytes=10 * 64 * 64 * 3).enabled
+    assert np.array_equal(P.RenderCache(WorldDataset(cfg.world_config()), 8, 64).get_batch([3, 1, 3]),
+                          real(WorldDataset(cfg.world_config()), [3, 1, 3]))
