@@ -651,7 +651,7 @@ def zoo_card_markdown() -> str:
     """The zoo's model card: one row per shipped ``zoo-*`` model (its preset, seed, steps, training minutes and
     pairs/s, per-domain zero-shot accuracy, shape bias, logit scale, the zoo checks), read from the shipped
     cards; members not shipped in this checkout are listed as such."""
-    from .models import is_shipped, shipped_card, shipped_models
+    from .models import is_shipped, shipped_card, shipped_files, shipped_models
 
     names = [n for n in shipped_models() if n.startswith("zoo-")]
     domains = ("photo", "painting", "clipart", "sketch", "infograph")
@@ -676,6 +676,10 @@ def zoo_card_markdown() -> str:
     own = [n for n in names if shipped_models()[n] != ("embedded", 0)]  # the zoo's own runs (retrain_zoo)
     done = [n for n in own if is_shipped(n)]
     if done:
+        mb = sum(shipped_files(*shipped_models()[n])[0].stat().st_size for n in done) / 1e6
+        files = f"{len(done)} file{'s' if len(done) != 1 else ''}"
+        note += (f"\nShipped weights of the zoo's own runs: {mb:.0f} MB in fp16 ({files} in `assets/zoo/`; "
+                 "`zoo-resnet` is `assets/embedded.safetensors`).\n")
         total = sum(float(shipped_card(n)["train_minutes"]) for n in done)
         part = "" if len(done) == len(own) else f" ({len(done)} of its {len(own)} runs shipped so far)"
         note += (f"\nRetraining the zoo's own runs (every member but `zoo-resnet`, the shipped `embedded` model) "

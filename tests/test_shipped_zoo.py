@@ -126,6 +126,8 @@ def test_the_zoo_card_is_computed_from_the_shipped_cards(assets):
     assert cells[13].startswith("**fail: photo accuracy >= 65%")
     assert "Not shipped" not in md
     assert f"took {card['train_minutes']:.0f} minutes of training in all:" in md  # the one run of this zoo
+    mb = (assets / "zoo" / "zoo-smoke.safetensors").stat().st_size / 1e6
+    assert f"Shipped weights of the zoo's own runs: {mb:.0f} MB in fp16 (1 file in" in md
 
 
 def test_ship_refuses_a_preset_that_no_shipped_model_uses(assets, tmp_path):
