@@ -202,6 +202,12 @@ def cmd_pretrain(args) -> int:
             raise ConfigError(f"--ship installs a shipped model and takes only their runs ({valid}), got "
                               f"{args.preset!r} at seed {args.seed or 0}")
         paths.require_writable(paths.assets_dir(), "--ship needs a writable clipstudy installation")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be a positive number of CPU threads, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     out = args.out or cfg.run_dir()
     card = pretrain(cfg, out_dir=args.out, resume=not args.restart)
     print(json.dumps({"run_dir": str(out), "zeroshot_accuracy": card["zeroshot_accuracy"],
@@ -305,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--minutes", type=float, default=None, help="stop after this many minutes")
     pt.add_argument("--out", default=None, help="run folder (default: <checkpoints>/pretrain/<preset>-seed<k>)")
     pt.add_argument("--restart", action="store_true", help="ignore an existing state.pt instead of resuming")
+    pt.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default: torch's; 1 when two runs share a 2-core machine)")
     pt.add_argument("--ship", action="store_true",
                     help="install the result in the package as the shipped model(s) of its run (embedded, zoo-*)")
     pt.set_defaults(func=cmd_pretrain)

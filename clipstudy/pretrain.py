@@ -452,6 +452,46 @@ def world_checks(zeroshot_accuracy: dict, photo_min: float = WORLD_CHECK_PHOTO_M
     return rows
 
 
+def training_spans(history: list, join_seconds: float = 60.0) -> list[list[float]]:
+    """The wall-clock spans ``[start, end]`` (unix seconds) in which a run trained, from its logged rows (each
+    row's wall time and the training seconds since the row before it; rows written before rows had a wall
+    time are skipped). Spans less than ``join_seconds`` apart are one: a session that resumed the run later
+    starts a new span. Runs trained side by side overlap in time, which the zoo card counts once."""
+    spans: list[list[float]] = []
+    before = 0.0
+    for row in history:
+        seconds = float(row.get("seconds", 0.0))
+        if "time" in row:
+            end = float(row["time"])
+            start = end - max(0.0, seconds - before)
+            if spans and start - spans[-1][1] <= join_seconds:
+                spans[-1][1] = end
+            else:
+                spans.append([start, end])
+        before = seconds
+    return [[round(a, 1), round(b, 1)] for a, b in spans]
+
+
+def wall_minutes(cards: list[dict]) -> float:
+    """Minutes of wall time the runs of ``cards`` took together: the length of the union of their
+    :func:`training_spans` (runs trained side by side count once), plus the ``train_minutes`` of cards that
+    recorded no spans (trained before cards had them: counted as if alone)."""
+    spans = sorted(tuple(s) for c in cards for s in c.get("trained_during") or ())
+    total, end = 0.0, -math.inf
+    for a, b in spans:
+        if b > end:
+            total += b - max(a, end)
+            end = b
+    alone = sum(float(c["train_minutes"]) for c in cards if not c.get("trained_during"))
+    return total / 60 + alone
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def model_card(loaded, cfg: PretrainConfig, history: list, seconds: float, progress: bool = True) -> dict:
     """Measured facts about a pretrained model: zero-shot accuracy per domain and per factor value
     (photo prompt, all world classes), shape bias on cue-conflict images, accuracy under each
@@ -475,6 +515,7 @@ def model_card(loaded, cfg: PretrainConfig, history: list, seconds: float, progr
         "config": dataclasses.asdict(cfg), "steps_done": last.get("step", 0),
         "train_minutes": round(seconds / 60, 2), "final_loss": last.get("loss"),
         "pairs_per_second": round(last.get("step", 0) * cfg.batch_size / seconds, 1) if seconds > 0 else None,
+        "torch_threads": _torch_threads(), "trained_during": training_spans(history),
         "zeroshot_prompt": "a photo of a {}.",
         "zeroshot_accuracy": {d: round(r.accuracy, 4) for d, r in results.items()},
         "num_classes": len(next(iter(results.values())).classnames),
@@ -655,7 +696,7 @@ def zoo_card_markdown() -> str:
 
     names = [n for n in shipped_models() if n.startswith("zoo-")]
     domains = ("photo", "painting", "clipart", "sketch", "infograph")
-    head = ("| model | preset | seed | steps | minutes | pairs/s | " + " | ".join(domains)
+    head = ("| model | preset | seed | steps | minutes | pairs/s | threads | " + " | ".join(domains)
             + " | shape bias | logit scale | zoo checks |")
     rows = [head, "|" + "---|" * (head.count("|") - 1)]
     missing = []
@@ -669,7 +710,7 @@ def zoo_card_markdown() -> str:
         held = "hold" if all(r["holds"] for r in checks) else "**fail: " + ", ".join(
             r["check"] for r in checks if not r["holds"]) + "**"
         rows.append(f"| `{name}` | `{c['preset']}` | {c['seed']} | {c['steps_done']} | {c['train_minutes']:.1f} | "
-                    f"{_pairs_per_second(c)} | " + " | ".join(f"{acc[d]:.1%}" if d in acc else "-" for d in domains)
+                    f"{_pairs_per_second(c)} | {c.get('torch_threads', '-')} | " + " | ".join(f"{acc[d]:.1%}" if d in acc else "-" for d in domains)
                     + f" | {c['shape_bias']['shape_bias']:.2f} | "
                     + (f"{c['logit_scale']:.1f}" if "logit_scale" in c else "-") + f" | {held} |")
     note = (f"\nNot shipped in this checkout: {', '.join(f'`{n}`' for n in missing)}.\n" if missing else "")
@@ -680,12 +721,17 @@ def zoo_card_markdown() -> str:
         files = f"{len(done)} file{'s' if len(done) != 1 else ''}"
         note += (f"\nShipped weights of the zoo's own runs: {mb:.0f} MB in fp16 ({files} in `assets/zoo/`; "
                  "`zoo-resnet` is `assets/embedded.safetensors`).\n")
-        total = sum(float(shipped_card(n)["train_minutes"]) for n in done)
+        cards = [shipped_card(n) for n in done]
+        total = sum(float(c["train_minutes"]) for c in cards)
         part = "" if len(done) == len(own) else f" ({len(done)} of its {len(own)} runs shipped so far)"
+        wall = wall_minutes(cards)
+        side = (f"; runs trained side by side (notebook 04's `pretrain_jobs`, one torch thread each: the `threads` "
+                f"column) for {total - wall:.0f} of the summed minutes, which the wall time counts once "
+                "(`clipstudy.pretrain.wall_minutes`)" if total - wall >= 1 else "; the runs trained one at a time")
         note += (f"\nRetraining the zoo's own runs (every member but `zoo-resnet`, the shipped `embedded` model) "
-                 f"took {total:.0f} minutes of training in all{part}: the sum of the cards' minutes, wall time on the "
-                 "machine that trained each, which other jobs may have shared (each card's evaluation adds a few "
-                 "minutes).\n")
+                 f"took {wall:.0f} minutes of wall time{part}, {total:.0f} minutes summed over the runs{side}. "
+                 "Minutes are wall time on the machine that trained each run, which other jobs may have shared; "
+                 "each card's evaluation adds a few minutes.\n")
     return f"""# Model card: the holistic study's zoo (`zoo-*`)
 
 Small CLIPs pretrained from scratch on the clipstudy world, each the `embedded` recipe (3,600 steps of batch 128,

@@ -141,7 +141,7 @@ def fit(method, batch_fn: Callable[[int], object], cfg: TrainConfig, *, checkpoi
 
 
 def _log(state: TrainState, losses: dict, lr: float, method, callbacks, bar) -> None:
-    row = {"step": state.step, "seconds": round(state.seconds, 2), "lr": lr}
+    row = {"step": state.step, "seconds": round(state.seconds, 2), "lr": lr, "time": round(time.time(), 1)}
     row.update({k: float(v.detach()) for k, v in losses.items() if hasattr(v, "detach")})
     for cb in callbacks:
         row.update(cb(method, state.step, state.history) or {})

@@ -51,7 +51,9 @@ class HolisticStudy(StudyConfig):
     :class:`clipstudy.study.StudyConfig`; ``scale`` is the recipe scale of the fine-tuned zoo models).
 
     ``zoo`` names a zoo of ``zoo.json``; ``models`` (``[arch, pretrained]`` rows, the real path) replaces
-    it. ``sets`` holds dataset specs by role (:func:`holistic_benchmark`); ``prompts`` maps a label to a
+    it. ``retrain_zoo`` pretrains the zoo's shipped models here instead of loading them, and ``pretrain_jobs``
+    trains that many of the zoo's pretraining runs side by side (:func:`clipstudy.studies.zoo.pretrain_zoo`).
+    ``sets`` holds dataset specs by role (:func:`holistic_benchmark`); ``prompts`` maps a label to a
     template set (:data:`clipstudy.prompts.TEMPLATES`), the first being the default of every zero-shot
     model; ``geometric`` names the corruptions that stand in for 3D corruptions; ``factors`` the visual
     factors read from the factor set's table.
@@ -60,6 +62,7 @@ class HolisticStudy(StudyConfig):
     zoo: str = "quick"
     models: tuple = ()
     retrain_zoo: bool = False
+    pretrain_jobs: int = 1
     prompts: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_PROMPTS))
     sets: Mapping[str, Any] = field(default_factory=dict)
     geometric: tuple = ("rotate", "zoom", "occlude")
@@ -73,6 +76,9 @@ class HolisticStudy(StudyConfig):
     def __post_init__(self):
         from ..prompts import get_templates
 
+        if not isinstance(self.pretrain_jobs, int) or isinstance(self.pretrain_jobs, bool) or self.pretrain_jobs < 1:
+            raise ConfigError(f"pretrain_jobs must be a positive whole number of pretraining runs side by side, got "
+                              f"{self.pretrain_jobs!r}")
         if not self.prompts:
             raise ConfigError("the holistic study needs at least one prompt set (prompts={label: template set})")
         for templates in self.prompts.values():
@@ -127,6 +133,10 @@ class HolisticStudy(StudyConfig):
         from ..results import ResultStore
 
         store = store or ResultStore()
+        if not self.models:  # the embedded zoo's pretraining runs first, pretrain_jobs of them side by side
+            from .zoo import pretrain_zoo
+
+            pretrain_zoo(self.get_zoo(), retrain=self.retrain_zoo, jobs=self.pretrain_jobs, progress=progress)
         data = data if data is not None else self.load_data(progress)
         data.progress = progress
         records = run_cells(self, self.cells(data), data, store, progress)

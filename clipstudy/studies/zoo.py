@@ -263,6 +263,83 @@ def ensure_pretrained(preset: str, seed: int = 0, progress: bool = True) -> tupl
     return out, pretrain(cfg, out_dir=out, progress=progress)
 
 
+def pretraining_runs(zoo: Zoo, retrain: bool = False) -> list[tuple[str, int]]:
+    """The pretraining runs ``(preset, seed)`` that :func:`load_member` trains for ``zoo``: every preset model's
+    run, except a shipped model's unless ``retrain``; in the zoo's order, each run once."""
+    runs = []
+    for m in zoo.models:
+        run = (m.preset, m.run_seed(zoo.seed))
+        if m.kind == "preset" and (retrain or not m.shipped) and run not in runs:
+            runs.append(run)
+    return runs
+
+
+#: The command a side-by-side run executes in its own process: one :func:`ensure_pretrained` with a set number of
+#: torch threads (argv: preset, seed, threads).
+_RUN_ONE = ("import sys, torch; torch.set_num_threads(int(sys.argv[3])); "
+            "from clipstudy.studies.zoo import ensure_pretrained; "
+            "ensure_pretrained(sys.argv[1], int(sys.argv[2]), progress=False)")
+
+
+def pretrain_zoo(zoo: Zoo, *, retrain: bool = False, jobs: int = 1, threads: int | None = None,
+                 progress: bool = True, poll_seconds: float = 5.0) -> list[tuple[str, int]]:
+    """Train ``zoo``'s unfinished pretraining runs (:func:`pretraining_runs`) to their last step and return them.
+
+    ``jobs=1``: one after another in this process (what :func:`load_member` does on demand). ``jobs > 1``: that
+    many runs side by side, each in its own process with ``threads`` torch threads (default: the CPU cores
+    divided among the jobs, at least 1). On a 2-core CPU two one-thread runs together make about 1.25x the
+    image-caption pairs per second of one two-thread run, since a small model's step leaves a core idle part of
+    the time (``benchmarks/pretrain_parallel.py`` measures it on the machine at hand); on a GPU keep ``jobs=1``.
+    A side-by-side run writes its log next to its run folder (``<checkpoints>/pretrain/<preset>-seed<k>.log``);
+    an interrupted retrain resumes every run from its last checkpoint. A run that fails raises after the runs
+    already started have ended, with the end of its log."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tqdm.auto import tqdm
+
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ConfigError(f"jobs must be a positive whole number of runs trained side by side, got {jobs!r}")
+    todo = [run for run in pretraining_runs(zoo, retrain) if not is_trained(*run)]
+    if jobs == 1 or len(todo) <= 1:
+        for preset, seed in todo:
+            ensure_pretrained(preset, seed, progress)
+        return todo
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise ConfigError(f"threads must be a positive number of torch threads per run, got {threads!r}")
+    waiting, running, failed = list(todo), {}, []
+    bar = tqdm(total=len(todo), desc=f"pretrain zoo {zoo.name!r} ({jobs} runs side by side)", disable=not progress)
+    while waiting or running:
+        while waiting and len(running) < jobs:
+            preset, seed = waiting.pop(0)
+            log = preset_run_dir(preset, seed).with_suffix(".log")
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "w") as fh:
+                proc = subprocess.Popen([sys.executable, "-c", _RUN_ONE, preset, str(seed), str(threads)],
+                                        stdout=fh, stderr=subprocess.STDOUT)
+            running[(preset, seed)] = (proc, log)
+            bar.set_postfix_str(", ".join(f"{p}@{k}" for p, k in running))
+        time.sleep(poll_seconds)
+        for run, (proc, log) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            del running[run]
+            bar.update(1)
+            if proc.returncode != 0:
+                failed.append((run, proc.returncode, log))
+    bar.close()
+    if failed:
+        (preset, seed), rc, log = failed[0]
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        others = f" ({len(failed) - 1} more failed, logs next to their run folders)" if len(failed) > 1 else ""
+        raise RuntimeError(f"zoo {zoo.name!r}: pretraining {preset} at seed {seed} failed (exit code {rc}; log: "
+                           f"{log}){others}; rerunning resumes it. End of its log:\n{tail}")
+    return todo
+
+
 @dataclass
 class Member:
     """A zoo model ready for evaluation: the loaded CLIP model, the trained method of a derived model
