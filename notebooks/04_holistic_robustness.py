@@ -78,6 +78,7 @@
 # %% tags=["parameters"]
 zoo = "quick"             # a zoo of clipstudy/data/resources/zoo.json (embedded path): shipped, quick, extended, smoke
 retrain_zoo = False       # True: pretrain the zoo's shipped models here instead of loading them (hours; resumable)
+pretrain_jobs = 2         # pretraining runs side by side, the CPU cores shared among them (2 cores: 1.25x one run)
 models = []               # real path: [[arch, pretrained], ...] or [[arch, pretrained, factor, value], ...]
 data_root = ""            # real benchmarks: imagenet, imagenet-x, imagenet-c, OOD sets, cue-conflict, coco, flickr30k
 device = "cpu"
@@ -111,7 +112,8 @@ from clipstudy.studies import holistic as H, holistic_figures as figs
 session = nb.setup_notebook("04_holistic_robustness.ipynb", globals())
 if threads:
     torch.set_num_threads(threads)
-study = H.make_study(benchmark, zoo=zoo, models=models, retrain_zoo=retrain_zoo, data_root=data_root, device=device, scale=scale,
+study = H.make_study(benchmark, zoo=zoo, models=models, retrain_zoo=retrain_zoo, pretrain_jobs=pretrain_jobs,
+                     data_root=data_root, device=device, scale=scale,
                      prompts=prompts, n_train=n_train, n_test=n_test, n_val=n_val, n_shift=n_shift, n_ood=n_ood,
                      n_cue=n_cue, n_corrupt=n_corrupt, severities=severities, corruptions=corruptions,
                      n_retrieval=n_retrieval, seed=seed)

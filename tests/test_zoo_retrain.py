@@ -96,3 +96,14 @@ def test_a_study_trains_its_zoo_side_by_side_before_evaluating(home, monkeypatch
     assert calls == [("smoke", {"retrain": False, "jobs": 2, "progress": False})]
     with pytest.raises(ConfigError, match="pretrain_jobs must be a positive whole number"):
         dataclasses.replace(study, pretrain_jobs=0)
+
+
+def test_the_side_by_side_benchmark_runs(capsys, monkeypatch):
+    import importlib
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))  # spawned workers import it too
+    bench = importlib.import_module("pretrain_parallel")
+    assert bench.main(["--preset", "zoo-smoke", "--jobs", "2", "--steps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "zoo-smoke: one run" in out and "2 runs side by side" in out and "x the baseline" in out
