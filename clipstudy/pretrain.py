@@ -744,8 +744,9 @@ install it here); notebook 04 retrains the zoo's own runs (all but `zoo-resnet`)
 
 Zero-shot top-1 accuracy with the prompt "a photo of a {{}}." over all world classes (chance 1/46) on the
 world's test split; shape bias on the world's cue-conflict images; minutes of training on the machine that
-trained it and the pairs/s that makes (`benchmarks/pretrain_throughput.py` compares presets' throughput in one
-process). Zoo checks: photo >= {ZOO_CHECK_PHOTO_MIN:.0%} and every other domain >= {ZOO_CHECK_CHANCE_X:g}x chance
+trained it, the pairs/s that makes and the torch threads it ran with (`-`: not recorded; 1: trained beside
+another run, notebook 04's `pretrain_jobs`). `benchmarks/pretrain_throughput.py` compares presets' throughput in
+one process, `benchmarks/pretrain_parallel.py` runs side by side against one run. Zoo checks: photo >= {ZOO_CHECK_PHOTO_MIN:.0%} and every other domain >= {ZOO_CHECK_CHANCE_X:g}x chance
 (`clipstudy.pretrain.zoo_checks`).
 
 {chr(10).join(rows)}
