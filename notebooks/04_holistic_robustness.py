@@ -319,6 +319,7 @@ effects = H.factor_effect_table(results)
 fig = figs.factor_effects(effects, results.summary[list(effects.columns)].std())
 session.save_figure(fig, "04_factor_effects")
 print(claims.get("training_distribution", ""))
+print(claims.get("training_set_size", ""))
 effects.round(3)
 
 # %%

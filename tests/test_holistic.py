@@ -462,3 +462,24 @@ def test_accuracy_ood_verdict_says_when_the_correlation_rests_on_the_reference()
     assert both.startswith("Supported") and "r = 0.70" in both
     alone = verdicts({"acc_auroc_pearson": 0.5, "acc_auroc_n": 4})["accuracy_ood"]  # no reference in the zoo
     assert alone.startswith("Supported") and "over 4 zero-shot models." in alone
+
+
+def test_factor_verdicts_read_each_effect_against_the_seed_spread():
+    from clipstudy.studies.holistic import verdicts
+
+    arch = {"cnn_geometric_relative": 0.70, "vit_geometric_relative": 0.65, "cnn_common_relative": 0.8,
+            "vit_common_relative": 0.7, "n_base_seeds": 2}
+    assert verdicts(arch)["architecture_3d"].startswith("Supported")  # no replicates: the raw gap decides
+    within = verdicts({**arch, "seed_sd_geometric_relative": 0.08})["architecture_3d"]
+    assert within.startswith("Not supported") and "gap of +5% is no larger than the base model's seed spread" in within
+    beyond = verdicts({**arch, "seed_sd_geometric_relative": 0.01})["architecture_3d"]
+    assert beyond.startswith("Supported") and "(± 1.0%, 2 seeds)" in beyond
+    moved = {"n_axes": 10, "n_base_seeds": 2, "moved_axes_training_set_size": 6,
+             "moved_axes_beyond_seed_training_set_size": 4, "moved_axes_training_distribution": 7,
+             "moved_axes_beyond_seed_training_distribution": 5}
+    v = verdicts(moved)
+    assert v["training_set_size"] == ("Not supported: the training-set size moves 6 of 10 axes by at least half the "
+                                      "zoo's spread, 4 of 10 by more than the base model's seed spread (2 seeds) (the "
+                                      "paper: data curation, of which the amount of data is one lever, helps nearly "
+                                      "every axis).")
+    assert v["training_distribution"].startswith("Supported: the training distribution moves 7 of 10 axes")

@@ -1077,18 +1077,28 @@ def verdicts(n: Mapping[str, float], default: str = "single", other: str = "ense
         cc, vc = n["cnn_common_relative"], n["vit_common_relative"]
         top = n.get("geometric_top_factor", "")
         top = f"; of all factors, {FACTOR_LABELS.get(top, top)} moves it most" if top else ""
-        out["architecture_3d"] = (f"{'Supported' if c > v else 'Not supported'}: under geometric corruptions (the "
+        sd = n.get("seed_sd_geometric_relative", np.nan)
+        ok = c - v > (sd if np.isfinite(sd) else 0.0)
+        seeds = ("" if not np.isfinite(sd) else
+                 f"; the gap of {c - v:+.0%} is {'larger' if abs(c - v) > sd else 'no larger'} than the base "
+                 f"model's seed spread on it (± {sd:.1%}, {n.get('n_base_seeds', '?')} seeds)")
+        out["architecture_3d"] = (f"{'Supported' if ok else 'Not supported'}: under geometric corruptions (the "
                                   f"3D-corruption analogue) CNN towers keep {c:.0%} of their clean accuracy, the ViT "
-                                  f"{v:.0%} (common corruptions: CNN {cc:.0%}, ViT {vc:.0%}){top}.")
-    if "moved_axes_training_distribution" in n:
-        k, m = n["moved_axes_training_distribution"], n["n_axes"]
-        beyond = n.get("moved_axes_beyond_seed_training_distribution")
+                                  f"{v:.0%} (common corruptions: CNN {cc:.0%}, ViT {vc:.0%}){seeds}{top}.")
+    claims = {"training_distribution": ("the training distribution", "the training source strongly affects every "
+                                        "property"),
+              "training_set_size": ("the training-set size", "data curation, of which the amount of data is one "
+                                    "lever, helps nearly every axis")}
+    for factor, (what, paper) in claims.items():
+        if f"moved_axes_{factor}" not in n:
+            continue
+        k, m = n[f"moved_axes_{factor}"], n["n_axes"]
+        beyond = n.get(f"moved_axes_beyond_seed_{factor}")
         ok = k >= m / 2 and (beyond is None or beyond >= m / 2)
         seeds = ("" if beyond is None else
                  f", {beyond} of {m} by more than the base model's seed spread ({n.get('n_base_seeds', '?')} seeds)")
-        out["training_distribution"] = (f"{'Supported' if ok else 'Not supported'}: the training "
-                                        f"distribution moves {k} of {m} axes by at least half the zoo's spread{seeds} "
-                                        "(the paper: the training source strongly affects every property).")
+        out[factor] = (f"{'Supported' if ok else 'Not supported'}: {what} moves {k} of {m} axes by at least half "
+                       f"the zoo's spread{seeds} (the paper: {paper}).")
     if f"{default}_ood_auroc_mcm" in n and f"{other}_ood_auroc_mcm" in n:
         d_ood = n[f"{default}_ood_auroc_mcm"] - n[f"{other}_ood_auroc_mcm"]
         d_msp = n.get(f"{default}_ood_auroc_msp", np.nan) - n.get(f"{other}_ood_auroc_msp", np.nan)
