@@ -486,6 +486,36 @@ def wall_minutes(cards: list[dict]) -> float:
     return total / 60 + alone
 
 
+def pool_minutes(minutes: list[float], jobs: int) -> float:
+    """Minutes of wall time runs lasting ``minutes`` take when started in that order on ``jobs`` slots, each
+    run starting as soon as a slot frees (how :func:`clipstudy.studies.zoo.pretrain_zoo` schedules a zoo's
+    runs side by side): the makespan of greedy list scheduling."""
+    _check_int("jobs", jobs, 1)
+    free = [0.0] * jobs  # the time each slot frees
+    for m in minutes:
+        if not (_is_number(m) and 0 <= m < math.inf):
+            raise ConfigError(f"run minutes must be finite numbers >= 0, got {m!r}")
+        i = min(range(jobs), key=free.__getitem__)
+        free[i] += float(m)
+    return max(free)
+
+
+def one_thread_ratio(cards: list[dict]) -> tuple[float | None, str]:
+    """How much longer a run takes with one torch thread (beside another run) than with more: the ratio of the
+    mean minutes of one-thread runs to the mean minutes of other runs of the same preset, over the first preset
+    of ``cards`` that has both; ``(None, "")`` when none has. Returns the ratio and which runs it came from."""
+    by_preset: dict[str, tuple[list, list]] = {}
+    for c in cards:
+        one, more = by_preset.setdefault(c.get("preset", ""), ([], []))
+        (one if c.get("torch_threads") == 1 else more).append(c)
+    for preset, (one, more) in by_preset.items():
+        if one and more:
+            mean = lambda cs: sum(float(c["train_minutes"]) for c in cs) / len(cs)  # noqa: E731
+            return mean(one) / mean(more), (f"preset `{preset}`'s one-thread run{'s' if len(one) > 1 else ''} "
+                                            f"to its run{'s' if len(more) > 1 else ''} with more threads")
+    return None, ""
+
+
 def _torch_threads() -> int:
     import torch
 
@@ -728,15 +758,29 @@ def zoo_card_markdown() -> str:
         side = (f"; runs trained side by side (notebook 04's `pretrain_jobs`, one torch thread each: the `threads` "
                 f"column) for {total - wall:.0f} of the summed minutes, which the wall time counts once "
                 "(`clipstudy.pretrain.wall_minutes`)" if total - wall >= 1 else "; the runs trained one at a time")
+        ratio, ratio_from = one_thread_ratio([shipped_card(n) for n in names if is_shipped(n)])
+        one = [float(c["train_minutes"]) * (1.0 if c.get("torch_threads") == 1 else ratio or 1.0) for c in cards]
+        pooled = pool_minutes(sorted(one, reverse=True), 2)
+        others = [n for n, c in zip(done, cards) if c.get("torch_threads") != 1]
+        scaled = ("" if not others else
+                  f"; {', '.join(f'`{n}`' for n in others)}, trained with more threads (`-`: torch's default, two "
+                  f"here), at {ratio:.2f}x its minutes, the ratio of {ratio_from}" if ratio else
+                  f"; {', '.join(f'`{n}`' for n in others)} at the minutes of a run with more threads (no measured "
+                  "one-thread ratio): longer in fact")
         note += (f"\nRetraining the zoo's own runs (every member but `zoo-resnet`, the shipped `embedded` model) "
                  f"took {wall:.0f} minutes of wall time{part}, {total:.0f} minutes summed over the runs{side}. "
                  "Minutes are wall time on the machine that trained each run, which other jobs may have shared; "
-                 "each card's evaluation adds a few minutes.\n")
+                 "each card's evaluation adds a few minutes. "
+                 f"A retrain the way notebook 04 runs it (`retrain_zoo=True`, `pretrain_jobs=2`: these runs, the "
+                 f"longest first, each started when one of two slots frees, one thread each) takes about "
+                 f"{pooled:.0f} minutes at these runs' one-thread minutes (`clipstudy.pretrain.pool_minutes`{scaled})"
+                 "; the wall time above can be longer where a run's partner was a run later discarded.\n")
     return f"""# Model card: the holistic study's zoo (`zoo-*`)
 
 Small CLIPs pretrained from scratch on the clipstudy world, each the `embedded` recipe (3,600 steps of batch 128,
 the shipped model's domain mixture and captions, learned logit scale) with one of Tu et al.'s factors changed:
-architecture (`zoo-vit`, which also trains at a ViT's learning rate and warm-up), training distribution
+architecture (`zoo-vit`: a ViT of 0.84M image-tower parameters against the ResNet's 5.3M, with a ViT's warm-up; its
+preset's description gives the recipe search), training distribution
 (`zoo-balanced`), training-set size (`zoo-n100k`, `zoo-n25k`) and contrastive loss (`zoo-siglip`). The base,
 `zoo-resnet`, is the shipped `embedded` model itself, and `zoo-resnet-s1` the same recipe at seed 1 (the base's
 seed spread). Reproduce a member with `clipstudy pretrain --preset <preset> --seed <seed>` (add `--ship` to

@@ -130,6 +130,7 @@ def test_the_zoo_card_is_computed_from_the_shipped_cards(assets):
     assert (f"took {P.wall_minutes([card]):.0f} minutes of wall time, {card['train_minutes']:.0f} minutes summed over "
             "the runs; the runs trained one at a time." in md)
     assert P.wall_minutes([card]) == pytest.approx(card["train_minutes"], abs=0.1)
+    assert f"takes about {P.pool_minutes([card['train_minutes']], 2):.0f} minutes at these runs' one-thread minutes" in md
     assert cells[6] == str(card["torch_threads"])
     mb = (assets / "zoo" / "zoo-smoke.safetensors").stat().st_size / 1e6
     assert f"Shipped weights of the zoo's own runs: {mb:.0f} MB in fp16 (1 file in" in md

@@ -36,6 +36,39 @@ def test_two_runs_side_by_side_train_every_run_once_and_resume(home):
     assert Z.pretrain_zoo(smoke, jobs=2, progress=False) == []  # a rerun trains nothing
 
 
+def test_side_by_side_runs_start_longest_first_by_their_shipped_minutes(home, monkeypatch):
+    smoke = Z.load_zoo("smoke")
+    runs, real = Z.pretraining_runs(smoke), Z.expected_minutes
+    assert real(smoke, runs) == {run: 0.0 for run in runs}  # nothing shipped: the zoo's order
+    minutes = dict(zip(runs, (5.0, 30.0, 12.0)))
+    monkeypatch.setattr(Z, "expected_minutes", lambda zoo, todo: {run: minutes[run] for run in todo})
+    trained = Z.pretrain_zoo(smoke, jobs=2, progress=False, poll_seconds=0.2)
+    assert trained == [runs[1], runs[2], runs[0]]
+    shipped = Z.load_zoo("shipped")
+    import clipstudy.models as M
+    from clipstudy.models import is_shipped, shipped_card
+
+    expected = real(shipped, Z.pretraining_runs(shipped, retrain=True))
+    for m in shipped.models:
+        run = (m.preset, m.run_seed(shipped.seed))
+        if run in expected and m.shipped and is_shipped(m.shipped):
+            card = shipped_card(m.shipped)
+            scale = 1.0 if card.get("torch_threads") == 1 else P.one_thread_ratio(
+                [shipped_card(n) for n in M.shipped_models() if is_shipped(n)])[0]
+            assert expected[run] == pytest.approx(card["train_minutes"] * scale) and expected[run] > 0
+
+
+def test_one_thread_ratio_compares_runs_of_one_preset():
+    cards = [{"preset": "a", "train_minutes": 10.0, "torch_threads": 1},
+             {"preset": "b", "train_minutes": 30.0, "torch_threads": 1},
+             {"preset": "b", "train_minutes": 50.0, "torch_threads": 1},
+             {"preset": "b", "train_minutes": 20.0},  # not recorded: torch's default threads
+             {"preset": "b", "train_minutes": 20.0, "torch_threads": 2}]
+    ratio, source = P.one_thread_ratio(cards)
+    assert ratio == pytest.approx(40.0 / 20.0) and "`b`'s one-thread runs to its runs with more threads" in source
+    assert P.one_thread_ratio(cards[:1]) == (None, "")
+
+
 def test_a_failing_side_by_side_run_says_which_and_shows_its_log(home):
     smoke = Z.load_zoo("smoke")
     blocked = Z.preset_run_dir("zoo-smoke", 1)
@@ -82,6 +115,34 @@ def test_wall_minutes_is_the_union_of_the_runs_spans_plus_runs_without_spans():
         alone = {"train_minutes": 12.5}  # an older card: no spans, counted as if trained alone
         union = _brute_force_union_minutes([s for c in cards for s in c["trained_during"]])
         assert P.wall_minutes(cards + [alone]) == pytest.approx(union + 12.5)
+
+
+def _brute_force_pool_minutes(minutes, jobs, tick=0.5):
+    """Tick a clock: at every tick, runs still waiting start, in order, on slots that are free."""
+    waiting, left, t = list(minutes), [0.0] * jobs, 0.0
+    while waiting or any(left):
+        for i in range(jobs):
+            if left[i] <= 0 and waiting:
+                left[i] = waiting.pop(0)
+        if not any(left):
+            break
+        left = [max(0.0, x - tick) for x in left]
+        t += tick
+    return t
+
+
+def test_pool_minutes_is_the_makespan_of_runs_started_in_order_as_slots_free():
+    rng = random.Random(1)
+    for _ in range(50):
+        minutes = [rng.randint(1, 120) * 0.5 for _ in range(rng.randint(1, 7))]
+        jobs = rng.randint(1, 3)
+        assert P.pool_minutes(minutes, jobs) == pytest.approx(_brute_force_pool_minutes(minutes, jobs))
+    assert P.pool_minutes([50, 70, 52, 50, 50, 50], 2) == pytest.approx(170)  # slots: 50+52+50 and 70+50+50
+    assert P.pool_minutes([], 2) == 0
+    with pytest.raises(ConfigError, match="jobs must be an integer >= 1"):
+        P.pool_minutes([1.0], 0)
+    with pytest.raises(ConfigError, match="run minutes must be finite numbers >= 0"):
+        P.pool_minutes([float("nan")], 2)
 
 
 def test_a_study_trains_its_zoo_side_by_side_before_evaluating(home, monkeypatch):

@@ -274,6 +274,24 @@ def pretraining_runs(zoo: Zoo, retrain: bool = False) -> list[tuple[str, int]]:
     return runs
 
 
+def expected_minutes(zoo: Zoo, runs: list[tuple[str, int]]) -> dict[tuple[str, int], float]:
+    """Minutes each run of ``runs`` is expected to train with one torch thread: the ``train_minutes`` of its
+    shipped model's card (a previous training of the same run), scaled by
+    :func:`clipstudy.pretrain.one_thread_ratio` where that run had more threads; 0 where no shipped card
+    records it."""
+    from ..models import is_shipped, shipped_card, shipped_models
+    from ..pretrain import one_thread_ratio
+
+    ratio = one_thread_ratio([shipped_card(n) for n in shipped_models() if is_shipped(n)])[0] or 1.0
+    minutes = {}
+    for m in zoo.models:
+        run = (m.preset, m.run_seed(zoo.seed))
+        if run in runs and run not in minutes and m.shipped and is_shipped(m.shipped):
+            card = shipped_card(m.shipped)
+            minutes[run] = float(card.get("train_minutes") or 0.0) * (1.0 if card.get("torch_threads") == 1 else ratio)
+    return {run: minutes.get(run, 0.0) for run in runs}
+
+
 #: The command a side-by-side run executes in its own process: one :func:`ensure_pretrained` with a set number of
 #: torch threads (argv: preset, seed, threads).
 _RUN_ONE = ("import sys, torch; torch.set_num_threads(int(sys.argv[3])); "
@@ -287,7 +305,8 @@ def pretrain_zoo(zoo: Zoo, *, retrain: bool = False, jobs: int = 1, threads: int
 
     ``jobs=1``: one after another in this process (what :func:`load_member` does on demand). ``jobs > 1``: that
     many runs side by side, each in its own process with ``threads`` torch threads (default: the CPU cores
-    divided among the jobs, at least 1). On a 2-core CPU two one-thread runs together make about 1.25x the
+    divided among the jobs, at least 1), the longest runs first (by their shipped cards' minutes: greedy
+    longest-first scheduling, which keeps a long run from starting last). On a 2-core CPU two one-thread runs together make about 1.25x the
     image-caption pairs per second of one two-thread run, since a small model's step leaves a core idle part of
     the time (``benchmarks/pretrain_parallel.py`` measures it on the machine at hand); on a GPU keep ``jobs=1``.
     A side-by-side run writes its log next to its run folder (``<checkpoints>/pretrain/<preset>-seed<k>.log``);
@@ -303,6 +322,9 @@ def pretrain_zoo(zoo: Zoo, *, retrain: bool = False, jobs: int = 1, threads: int
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ConfigError(f"jobs must be a positive whole number of runs trained side by side, got {jobs!r}")
     todo = [run for run in pretraining_runs(zoo, retrain) if not is_trained(*run)]
+    if jobs > 1:  # longest first (by the shipped cards' minutes; zoo order among equals): a shorter makespan
+        expected = expected_minutes(zoo, todo)
+        todo.sort(key=lambda run: -expected[run])
     if jobs == 1 or len(todo) <= 1:
         for preset, seed in todo:
             ensure_pretrained(preset, seed, progress)
