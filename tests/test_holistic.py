@@ -483,3 +483,14 @@ def test_factor_verdicts_read_each_effect_against_the_seed_spread():
                                       "paper: data curation, of which the amount of data is one lever, helps nearly "
                                       "every axis).")
     assert v["training_distribution"].startswith("Supported: the training distribution moves 7 of 10 axes")
+
+
+def test_shape_bias_verdict_sets_fine_tuning_against_the_same_seeds_zero_shot_mean():
+    from clipstudy.studies.holistic import verdicts
+
+    n = {"base_shape_bias": 0.85, "ft_shape_bias": 0.75, "ft_shape_bias_d": -0.02, "ft_shape_bias_sd": 0.01,
+         "ft_shape_bias_n": 2}
+    v = verdicts(n)["shape_bias"]
+    assert "(shape-biased; 0.77 averaged over its 2 seeds) and fine-tuning moves the same seeds to 0.75" in v
+    one = verdicts({"base_shape_bias": 0.85, "ft_shape_bias": 0.75})["shape_bias"]
+    assert "(shape-biased) and fine-tuning moves it to 0.75" in one and "changes it by -0.10 at one seed" in one

@@ -1069,9 +1069,12 @@ def verdicts(n: Mapping[str, float], default: str = "single", other: str = "ense
         ok = zs > 0.5 and compare(d, sd, 0.0, 0.0) < 0
         flyp = "" if np.isnan(fl) else (f"; FLYP {'keeps more of it' if fl > ft else 'does not keep more of it'} "
                                         f"({fl:.2f})")
+        # FT's shape bias is a mean over the base's seeds: set it against the same seeds' zero-shot mean (ft - d)
+        same = "" if k <= 1 else f"; {ft - d:.2f} averaged over its {k} seeds"
         out["shape_bias"] = (f"{'Supported' if ok else 'Not supported'}: the zero-shot base model's shape bias is "
-                             f"{zs:.2f} ({'shape' if zs > 0.5 else 'texture'}-biased) and fine-tuning moves it to "
-                             f"{ft:.2f}{flyp}; paired with its base, {_seeds(d, sd, k, 'FT')}.")
+                             f"{zs:.2f} ({'shape' if zs > 0.5 else 'texture'}-biased{same}) and fine-tuning moves "
+                             f"{'the same seeds to ' if k > 1 else 'it to '}{ft:.2f}{flyp}; paired with its base, "
+                             f"{_seeds(d, sd, k, 'FT')}.")
     if "cnn_geometric_relative" in n and "vit_geometric_relative" in n:
         c, v = n["cnn_geometric_relative"], n["vit_geometric_relative"]
         cc, vc = n["cnn_common_relative"], n["vit_common_relative"]
