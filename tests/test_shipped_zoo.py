@@ -36,8 +36,8 @@ def test_a_preset_extends_another_and_names_only_what_it_changes():
 def test_the_zoo_presets_are_the_embedded_recipe_with_one_field_changed():
     base = dataclasses.asdict(P.PretrainConfig.from_preset("embedded"))
     run_only = {"preset", "description", "max_minutes", "card_suite"}
-    # the ViT also has a ViT's optimiser settings (a lower peak lr, a longer warm-up): measured, see its description
-    expected = {"zoo-vit": {"arch", "lr", "warmup_steps"}, "zoo-siglip": {"arch", "loss"}, "zoo-balanced": {"world"},
+    # the ViT also has a ViT's warm-up (360 steps): measured, see its description
+    expected = {"zoo-vit": {"arch", "warmup_steps"}, "zoo-siglip": {"arch", "loss"}, "zoo-balanced": {"world"},
                 "zoo-n100k": {"n_train"}, "zoo-n25k": {"n_train"}}
     for preset, fields in expected.items():
         cfg = dataclasses.asdict(P.PretrainConfig.from_preset(preset))
@@ -185,3 +185,20 @@ def test_a_shipped_model_loads_and_matches_its_cards_fixed_evaluation(name):
     check = card["ship_check"]
     again = P.ship_check(loaded, check["seed"], check["n"])
     assert abs(again["correct"] - check["correct"]) <= 1, (again, check)  # one image of slack for CPU kernels
+
+
+def test_every_zoo_member_is_shipped_and_only_the_vit_is_below_the_zoos_bar():
+    """The shipped zoo is complete in the package (notebook 04's default profile loads every member), and every
+    member holds the zoo's bar but the ViT, whose miss the zoo card and notebook 04 state (issue: a ViT recipe
+    that reaches the bar within the retraining budget)."""
+    from clipstudy.models import is_shipped, shipped_card, shipped_models
+
+    failing = {}
+    for name in (n for n in shipped_models() if n.startswith("zoo-")):
+        assert is_shipped(name), name
+        card = shipped_card(name)
+        failed = [r["check"] for r in P.zoo_checks(card["zeroshot_accuracy"], card["num_classes"]) if not r["holds"]]
+        if failed:
+            failing[name] = failed
+    assert set(failing) == {"zoo-vit"}, failing
+    assert failing["zoo-vit"] == ["photo accuracy >= 65%", "sketch accuracy >= 3x chance (6.5%)"]
