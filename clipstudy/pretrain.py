@@ -516,6 +516,12 @@ def one_thread_ratio(cards: list[dict]) -> tuple[float | None, str]:
     return None, ""
 
 
+def one_thread_minutes(card: dict, ratio: float | None) -> float:
+    """A card's training minutes as a one-thread run: as recorded when it ran with one torch thread, else scaled
+    by ``ratio`` (:func:`one_thread_ratio`; unscaled when there is none)."""
+    return float(card.get("train_minutes") or 0.0) * (1.0 if card.get("torch_threads") == 1 else ratio or 1.0)
+
+
 def _torch_threads() -> int:
     import torch
 
@@ -729,12 +735,9 @@ def zoo_card_markdown() -> str:
     head = ("| model | preset | seed | steps | minutes | pairs/s | threads | " + " | ".join(domains)
             + " | shape bias | logit scale | zoo checks |")
     rows = [head, "|" + "---|" * (head.count("|") - 1)]
-    missing = []
-    for name in names:
-        if not is_shipped(name):
-            missing.append(name)
-            continue
-        c = shipped_card(name)
+    shipped = {n: shipped_card(n) for n in names if is_shipped(n)}  # each card read once
+    missing = [n for n in names if n not in shipped]
+    for name, c in shipped.items():
         acc = c["zeroshot_accuracy"]
         checks = zoo_checks(acc, c["num_classes"])
         held = "hold" if all(r["holds"] for r in checks) else "**fail: " + ", ".join(
@@ -745,28 +748,28 @@ def zoo_card_markdown() -> str:
                     + (f"{c['logit_scale']:.1f}" if "logit_scale" in c else "-") + f" | {held} |")
     note = (f"\nNot shipped in this checkout: {', '.join(f'`{n}`' for n in missing)}.\n" if missing else "")
     own = [n for n in names if shipped_models()[n] != ("embedded", 0)]  # the zoo's own runs (retrain_zoo)
-    done = [n for n in own if is_shipped(n)]
+    done = [n for n in own if n in shipped]
     if done:
         mb = sum(shipped_files(*shipped_models()[n])[0].stat().st_size for n in done) / 1e6
         files = f"{len(done)} file{'s' if len(done) != 1 else ''}"
         note += (f"\nShipped weights of the zoo's own runs: {mb:.0f} MB in fp16 ({files} in `assets/zoo/`; "
                  "`zoo-resnet` is `assets/embedded.safetensors`).\n")
-        cards = [shipped_card(n) for n in done]
+        cards = [shipped[n] for n in done]
         total = sum(float(c["train_minutes"]) for c in cards)
         part = "" if len(done) == len(own) else f" ({len(done)} of its {len(own)} runs shipped so far)"
         wall = wall_minutes(cards)
         side = (f"; runs trained side by side (notebook 04's `pretrain_jobs`, one torch thread each: the `threads` "
                 f"column) for {total - wall:.0f} of the summed minutes, which the wall time counts once "
                 "(`clipstudy.pretrain.wall_minutes`)" if total - wall >= 1 else "; the runs trained one at a time")
-        ratio, ratio_from = one_thread_ratio([shipped_card(n) for n in names if is_shipped(n)])
-        one = [float(c["train_minutes"]) * (1.0 if c.get("torch_threads") == 1 else ratio or 1.0) for c in cards]
-        pooled = pool_minutes(sorted(one, reverse=True), 2)
-        others = [n for n, c in zip(done, cards) if c.get("torch_threads") != 1]
-        scaled = ("" if not others else
-                  f"; {', '.join(f'`{n}`' for n in others)}, trained with more threads (`-`: torch's default, two "
-                  f"here), at {ratio:.2f}x its minutes, the ratio of {ratio_from}" if ratio else
-                  f"; {', '.join(f'`{n}`' for n in others)} at the minutes of a run with more threads (no measured "
-                  "one-thread ratio): longer in fact")
+        ratio, ratio_from = one_thread_ratio(list(shipped.values()))
+        pooled = pool_minutes(sorted((one_thread_minutes(c, ratio) for c in cards), reverse=True), 2)
+        others = ", ".join(f"`{n}`" for n in done if shipped[n].get("torch_threads") != 1)
+        scaled = ""
+        if others and ratio:
+            scaled = (f"; {others}, trained with more threads (`-`: torch's default, two here), at {ratio:.2f}x its "
+                      f"minutes, the ratio of {ratio_from}")
+        elif others:
+            scaled = f"; {others} at the minutes of a run with more threads (no measured one-thread ratio): longer in fact"
         note += (f"\nRetraining the zoo's own runs (every member but `zoo-resnet`, the shipped `embedded` model) "
                  f"took {wall:.0f} minutes of wall time{part}, {total:.0f} minutes summed over the runs{side}. "
                  "Minutes are wall time on the machine that trained each run, which other jobs may have shared; "

@@ -280,15 +280,14 @@ def expected_minutes(zoo: Zoo, runs: list[tuple[str, int]]) -> dict[tuple[str, i
     :func:`clipstudy.pretrain.one_thread_ratio` where that run had more threads; 0 where no shipped card
     records it."""
     from ..models import is_shipped, shipped_card, shipped_models
-    from ..pretrain import one_thread_ratio
+    from ..pretrain import one_thread_minutes, one_thread_ratio
 
-    ratio = one_thread_ratio([shipped_card(n) for n in shipped_models() if is_shipped(n)])[0] or 1.0
+    ratio = one_thread_ratio([shipped_card(n) for n in shipped_models() if is_shipped(n)])[0]
     minutes = {}
     for m in zoo.models:
         run = (m.preset, m.run_seed(zoo.seed))
         if run in runs and run not in minutes and m.shipped and is_shipped(m.shipped):
-            card = shipped_card(m.shipped)
-            minutes[run] = float(card.get("train_minutes") or 0.0) * (1.0 if card.get("torch_threads") == 1 else ratio)
+            minutes[run] = one_thread_minutes(shipped_card(m.shipped), ratio)
     return {run: minutes.get(run, 0.0) for run in runs}
 
 
@@ -306,9 +305,9 @@ def pretrain_zoo(zoo: Zoo, *, retrain: bool = False, jobs: int = 1, threads: int
     ``jobs=1``: one after another in this process (what :func:`load_member` does on demand). ``jobs > 1``: that
     many runs side by side, each in its own process with ``threads`` torch threads (default: the CPU cores
     divided among the jobs, at least 1), the longest runs first (by their shipped cards' minutes: greedy
-    longest-first scheduling, which keeps a long run from starting last). On a 2-core CPU two one-thread runs together make about 1.25x the
-    image-caption pairs per second of one two-thread run, since a small model's step leaves a core idle part of
-    the time (``benchmarks/pretrain_parallel.py`` measures it on the machine at hand); on a GPU keep ``jobs=1``.
+    longest-first scheduling, which keeps a long run from starting last). On a 2-core CPU two one-thread runs
+    together make about 1.25x the image-caption pairs per second of one two-thread run, since a small model's
+    step leaves a core idle part of the time (``benchmarks/pretrain_parallel.py`` measures it on the machine at hand); on a GPU keep ``jobs=1``.
     A side-by-side run writes its log next to its run folder (``<checkpoints>/pretrain/<preset>-seed<k>.log``);
     an interrupted retrain resumes every run from its last checkpoint. A run that fails raises after the runs
     already started have ended, with the end of its log."""
