@@ -51,6 +51,9 @@ def register_project_configs() -> None:
         return
     import open_clip
 
+    from . import towers
+
+    towers.register()
     open_clip.add_model_config(paths.model_configs_dir())
     for cfg in sorted(paths.model_configs_dir().glob("*.json")):
         if cfg.stem not in MODELS:
