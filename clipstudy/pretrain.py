@@ -782,8 +782,8 @@ def zoo_card_markdown() -> str:
 
 Small CLIPs pretrained from scratch on the clipstudy world, each the `embedded` recipe (3,600 steps of batch 128,
 the shipped model's domain mixture and captions, learned logit scale) with one of Tu et al.'s factors changed:
-architecture (`zoo-vit`: a ViT of 0.84M image-tower parameters against the ResNet's 5.3M, with a ViT's warm-up; its
-preset's description gives the recipe search), training distribution
+architecture (`zoo-vit`: a ViT with a convolutional stem, Xiao et al. 2021, of 0.73M image-tower parameters against
+the ResNet's 5.3M, with a ViT's warm-up; its preset's description gives the recipe search), training distribution
 (`zoo-balanced`), training-set size (`zoo-n100k`, `zoo-n25k`) and contrastive loss (`zoo-siglip`). The base,
 `zoo-resnet`, is the shipped `embedded` model itself, and `zoo-resnet-s1` the same recipe at seed 1 (the base's
 seed spread). Reproduce a member with `clipstudy pretrain --preset <preset> --seed <seed>` (add `--ship` to
