@@ -309,7 +309,10 @@ def world_batches(cfg: PretrainConfig, tokenizer, mean, std):
 
 def fast_zeroshot_eval(loaded, cfg: PretrainConfig, domains=None) -> dict[str, float]:
     """Photo-prompt zero-shot accuracy per domain on a small held-out set (progress monitor only;
-    the model card uses :func:`clipstudy.evaluate.zeroshot_by_domain`)."""
+    the model card uses :func:`clipstudy.evaluate.zeroshot_by_domain`). The model is evaluated in eval mode and
+    left in the mode it was in: a monitor must not change the run (in training mode a BatchNorm tower would
+    normalise each one-domain batch by its own statistics and fold the held-out images into its running
+    statistics). Runs trained before this was so (every shipped model) evaluated in training mode."""
     import torch
     import torch.nn.functional as F
 
@@ -317,15 +320,21 @@ def fast_zeroshot_eval(loaded, cfg: PretrainConfig, domains=None) -> dict[str, f
     from .prompts import zeroshot_head
     from .world import CLASS_NAMES, DOMAINS, WorldDataset
 
-    mean, std = _mean_std(loaded)
-    head = zeroshot_head(loaded, CLASS_NAMES, "photo")
-    out = {}
-    for d in domains or DOMAINS:
-        ds = WorldDataset(cfg.world_config("val", cfg.eval_per_domain, domains=((d, 1.0),), fixed=(("domain", d),)))
-        x = images_to_tensor(ds.get_batch(range(len(ds))), mean, std)
-        with torch.no_grad():
-            f = F.normalize(encode_images(loaded.model, x), dim=-1)
-        out[d] = float(((f @ head.t()).argmax(1).numpy() == ds.targets).mean())
+    was = loaded.model.training
+    loaded.model.eval()
+    try:
+        mean, std = _mean_std(loaded)
+        head = zeroshot_head(loaded, CLASS_NAMES, "photo")
+        out = {}
+        for d in domains or DOMAINS:
+            ds = WorldDataset(cfg.world_config("val", cfg.eval_per_domain, domains=((d, 1.0),),
+                                               fixed=(("domain", d),)))
+            x = images_to_tensor(ds.get_batch(range(len(ds))), mean, std)
+            with torch.no_grad():
+                f = F.normalize(encode_images(loaded.model, x), dim=-1)
+            out[d] = float(((f @ head.t()).argmax(1).numpy() == ds.targets).mean())
+    finally:
+        loaded.model.train(was)
     return out
 
 

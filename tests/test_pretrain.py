@@ -342,3 +342,22 @@ def test_kept_renders_give_the_batches_rendering_would(monkeypatch):
     assert P.RenderCache(None, 10, 64, max_bytes=10 * 64 * 64 * 3).enabled
     assert np.array_equal(P.RenderCache(WorldDataset(cfg.world_config()), 8, 64).get_batch([3, 1, 3]),
                           real(WorldDataset(cfg.world_config()), [3, 1, 3]))
+
+
+def test_the_training_monitor_does_not_change_the_run():
+    """The pretraining monitor evaluates in eval mode and hands the model back as it found it: a BatchNorm
+    tower's running statistics are untouched by the held-out images, and training mode is restored."""
+    from clipstudy.models import load_model
+    from clipstudy.pretrain import fast_zeroshot_eval
+
+    loaded = load_model("clipstudy-rn-tiny", "random", seed=0)  # ModifiedResNet: BatchNorm layers
+    cfg = PretrainConfig.from_preset("embedded", eval_per_domain=8)  # its world: 64 px images, as rn-tiny takes
+    loaded.model.train()
+    before = {k: v.clone() for k, v in loaded.model.state_dict().items() if "running_" in k}
+    assert before
+    in_training = fast_zeroshot_eval(loaded, cfg, ("photo", "sketch"))
+    assert loaded.model.training
+    after = {k: v for k, v in loaded.model.state_dict().items() if "running_" in k}
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    loaded.model.eval()
+    assert fast_zeroshot_eval(loaded, cfg, ("photo", "sketch")) == in_training and not loaded.model.training
